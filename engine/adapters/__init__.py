@@ -1,0 +1,1 @@
+"""Thin adapters that turn a Decision into enforcement: CLI, HTTP hooks, admission."""

@@ -1,0 +1,1 @@
+"""Frozen pydantic models, no I/O: the request, the input document, the decision."""
