@@ -1,0 +1,118 @@
+"""Settings (environment ``RELEASEGATE_*`` and an optional settings file), validated at start.
+
+Built by :func:`build_settings`, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.engines.policy_source import PolicySource
+from engine.errors import ConfigError, FieldError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BUNDLE = PROJECT_ROOT / "bundles" / "releasegate.tar.gz"
+DEFAULT_BUNDLE_KEY = PROJECT_ROOT / "bundles" / "releasegate.pub.pem"
+DEFAULT_POLICY_DIR = PROJECT_ROOT / "policies"
+
+
+class Settings(BaseSettings):
+    """Everything releasegate can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="RELEASEGATE_", extra="forbid", frozen=True)
+
+    state_dir: Path = Path(".releasegate")
+    dev_mode: bool = False
+
+    # Policy engine
+    opa: str | None = None
+    """Path of the opa binary (else RELEASEGATE_OPA, .tools/bin/opa, PATH)."""
+    opa_url: str | None = None
+    """An existing OPA server (sidecar) instead of a managed process."""
+    bundle: Path | None = None
+    """Policy bundle (.tar.gz) or directory; default: the committed signed bundle."""
+    bundle_public_key: Path | None = None
+    bundle_key_id: str = "releasegate"
+    bundle_signing_alg: str = "ES256"
+    eval_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    # Evidence
+    trusted_root: Path | None = None
+    """Sigstore trusted_root.json; default: the pinned public-good root shipped with releasegate."""
+    attestation_keys: dict[str, Path] = Field(default_factory=dict)
+    """Public keys (PEM) for key-signed DSSE envelopes and VSAs, by key id."""
+    slo_config: Path | None = None
+    prometheus_url: str | None = None
+    prometheus_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    # Service
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    database_url: str | None = None
+    """SQLAlchemy URL of the decision log; default: SQLite in the state directory."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    approval_default_ttl_s: int = Field(default=24 * 3600, gt=0)
+    approval_max_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    admission_max_prior_age_s: int = Field(default=7 * 24 * 3600, gt=0)
+    mask_paths: list[str] = Field(default_factory=list)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.approval_default_ttl_s > self.approval_max_ttl_s:
+            raise ValueError("approval_default_ttl_s exceeds approval_max_ttl_s")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        return self
+
+    def policy_source(self) -> PolicySource:
+        """The bundle OPA loads: configured, else the committed signed bundle, else policies/."""
+        if self.bundle is not None:
+            return PolicySource(
+                path=self.bundle,
+                public_key=self.bundle_public_key,
+                key_id=self.bundle_key_id,
+                signing_alg=self.bundle_signing_alg,
+            )
+        if DEFAULT_BUNDLE.is_file() and DEFAULT_BUNDLE_KEY.is_file():
+            return PolicySource(
+                path=DEFAULT_BUNDLE,
+                public_key=DEFAULT_BUNDLE_KEY,
+                key_id=self.bundle_key_id,
+                signing_alg=self.bundle_signing_alg,
+            )
+        if DEFAULT_POLICY_DIR.is_dir():
+            return PolicySource(path=DEFAULT_POLICY_DIR)
+        raise ConfigError("no policy bundle configured (set RELEASEGATE_BUNDLE)")
+
+    @property
+    def log_url(self) -> str:
+        """The decision log database URL."""
+        return self.database_url or f"sqlite:///{self.state_dir / 'releasegate.db'}"
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment plus explicit overrides; raise ``ConfigError``."""
+    cleaned = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**cleaned)
+    except ValidationError as exc:
+        errors = [
+            FieldError(".".join(str(p) for p in e["loc"]) or "settings", e["msg"])
+            for e in exc.errors()
+        ]
+        raise ConfigError("invalid settings", errors=errors) from exc
+
+
+def env_flag(name: str) -> bool:
+    """True when an environment variable is set to a truthy value."""
+    return os.environ.get(name, "").lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,187 @@
+"""The decision pipeline: request -> facts -> input document -> OPA -> Decision -> log.
+
+Fail closed: any failure to evaluate (engine down, timeout, undefined or malformed result)
+becomes a ``pause`` decision with reason ``engine_unavailable``. Python never picks a verdict
+of its own; it only refuses policy output that contradicts itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import rfc8785
+import uuid6
+
+from engine.engines.base import PolicyEngine
+from engine.errors import PolicyError, PolicyEvalError
+from engine.inputs.base import FactProviders
+from engine.models.common import Verdict
+from engine.models.decision import Decision, PolicyResult, Reason
+from engine.models.inputs import AdmissionSection, ArtifactFacts, InputDocumentV1, ReleaseFacts
+from engine.models.request import DecisionRequestV1
+
+_logger = logging.getLogger(__name__)
+
+Adapter = str
+
+
+class DecisionRecorder(Protocol):
+    """Durably appends a decision (signed) before it is returned."""
+
+    def append(
+        self,
+        decision: Decision,
+        *,
+        input_document: dict[str, Any],
+        caller: str | None,
+        adapter: str,
+    ) -> Decision:
+        """Store the decision; return it with its log position and signature filled in."""
+        ...
+
+
+def input_digest(document: Mapping[str, Any]) -> str:
+    """``sha256:`` of the RFC 8785 canonical JSON of the input document."""
+    return "sha256:" + hashlib.sha256(rfc8785.dumps(dict(document))).hexdigest()
+
+
+def format_timestamp(now_ns: int) -> str:
+    """RFC 3339, microseconds, ``Z``: ``2026-11-26T12:00:00.123456Z``."""
+    return datetime.fromtimestamp(now_ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_decision_id() -> str:
+    """A time-ordered UUIDv7."""
+    return str(uuid6.uuid7())
+
+
+def engine_unavailable(message: str) -> PolicyResult:
+    """The fail-closed result for any evaluation failure."""
+    return PolicyResult(
+        verdict=Verdict.PAUSE,
+        reasons=[
+            Reason(
+                code="engine_unavailable",
+                verdict=Verdict.PAUSE,
+                policy="releasegate",
+                message=f"the policy engine could not decide: {message}",
+            )
+        ],
+    )
+
+
+def _check_consistent(result: PolicyResult) -> PolicyResult:
+    """Refuse a result whose verdict is not the most severe verdict of its reasons."""
+    worst = max((r.verdict for r in result.reasons), key=lambda v: v.severity, default=Verdict.ALLOW)
+    if worst is not result.verdict:
+        raise PolicyEvalError(
+            f"malformed policy output: verdict {result.verdict.value} with reasons that imply "
+            f"{worst.value}"
+        )
+    return result
+
+
+def evaluate(engine: PolicyEngine, document: Mapping[str, Any]) -> PolicyResult:
+    """Evaluate the document, mapping every engine failure to ``engine_unavailable``."""
+    try:
+        return _check_consistent(engine.evaluate(document))
+    except PolicyError as exc:
+        _logger.error("policy evaluation failed: %s", exc)
+        return engine_unavailable(str(exc))
+
+
+class DecisionPipeline:
+    """Gathers facts, evaluates them with the engine and records the decision."""
+
+    def __init__(
+        self,
+        *,
+        engine: PolicyEngine,
+        providers: FactProviders,
+        recorder: DecisionRecorder | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.engine = engine
+        self.providers = providers
+        self.recorder = recorder
+        self._clock = clock
+
+    def build_input(
+        self,
+        request: DecisionRequestV1,
+        *,
+        now_ns: int,
+        caller: str | None = None,
+        adapter: Adapter = "cli",
+        admission: AdmissionSection | None = None,
+    ) -> InputDocumentV1:
+        """Turn a request into the input document: verify and normalize every section."""
+        release = ReleaseFacts(**request.release.model_dump(), caller=caller)
+        artifact = ArtifactFacts(**request.artifact.model_dump())
+        evidence = request.evidence
+        return InputDocumentV1(
+            now_ns=now_ns,
+            adapter=adapter,  # type: ignore[arg-type]
+            release=release,
+            artifact=artifact,
+            provenance=self.providers.provenance.collect(
+                evidence.attestations, artifact_digest=artifact.digest
+            ),
+            vulnerabilities=self.providers.vulnerabilities.collect(
+                evidence.scans, artifact_digest=artifact.digest
+            ),
+            slo=self.providers.slo.collect(release, now_ns=now_ns),
+            approvals=self.providers.approvals.collect(release, artifact),
+            admission=admission,
+        )
+
+    def decide(
+        self,
+        request: DecisionRequestV1,
+        *,
+        caller: str | None = None,
+        adapter: Adapter = "cli",
+        admission: AdmissionSection | None = None,
+    ) -> Decision:
+        """Decide one request and record it (when a recorder is configured)."""
+        now_ns = self._clock()
+        document = self.build_input(
+            request, now_ns=now_ns, caller=caller, adapter=adapter, admission=admission
+        )
+        return self.decide_document(
+            document, dry_run=request.dry_run, caller=caller, adapter=adapter
+        )
+
+    def decide_document(
+        self,
+        document: InputDocumentV1,
+        *,
+        dry_run: bool = False,
+        caller: str | None = None,
+        adapter: Adapter = "cli",
+    ) -> Decision:
+        """Evaluate a finished input document, build the Decision, record it."""
+        doc = document.model_dump(mode="json")
+        result = evaluate(self.engine, doc)
+        decision = Decision(
+            decision_id=new_decision_id(),
+            timestamp=format_timestamp(document.now_ns),
+            verdict=result.verdict,
+            reasons=result.reasons,
+            warnings=result.warnings,
+            release=document.release.model_dump(mode="json", exclude={"caller"}, exclude_none=True),
+            artifact=document.artifact.model_dump(mode="json", exclude_none=True),
+            dry_run=dry_run,
+            policy=self.engine.policy,
+            engine=self.engine.info,
+            input_digest=input_digest(doc),
+        )
+        if self.recorder is None:
+            return decision
+        # No verdict without a record: a StoreError propagates and no decision is returned.
+        return self.recorder.append(decision, input_document=doc, caller=caller, adapter=adapter)

@@ -1,0 +1,38 @@
+"""The ``PolicyEngine`` seam: evaluate an input document, return the policy's result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from engine.models.decision import EngineInfo, PolicyInfo, PolicyResult
+
+DECISION_PATH = "releasegate/decision"
+"""The entrypoint rule, ``data.releasegate.decision``, as an OPA Data API path."""
+
+
+class PolicyEngine(Protocol):
+    """Evaluates ``data.releasegate.decision`` for an input document.
+
+    ``evaluate`` returns the validated policy result or raises a
+    :class:`engine.errors.PolicyError` (down, timeout, undefined or malformed result); the
+    pipeline turns that error into a ``pause`` decision with reason ``engine_unavailable``.
+    """
+
+    def evaluate(self, input_document: Mapping[str, Any]) -> PolicyResult:
+        """Evaluate the decision rule for one input document."""
+        ...
+
+    @property
+    def info(self) -> EngineInfo:
+        """Engine name and version."""
+        ...
+
+    @property
+    def policy(self) -> PolicyInfo:
+        """Revision and digest of the loaded policy bundle."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (stop a managed process)."""
+        ...

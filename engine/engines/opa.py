@@ -1,0 +1,242 @@
+"""OPA as the policy engine: a managed ``opa run --server`` process, or a remote sidecar.
+
+``ManagedOpaEngine`` starts OPA on a unix socket with the policy bundle (verifying its
+signature when a public key is configured), waits for ``/health?bundles``, restarts it with
+backoff when it dies, and swaps in a new bundle without dropping in-flight decisions
+(``reload``). ``RemoteOpaEngine`` talks to an OPA that someone else runs. Every failure
+raises a :class:`engine.errors.PolicyError`, which the pipeline turns into ``pause`` /
+``engine_unavailable`` — never ``allow``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.engines.base import DECISION_PATH
+from engine.engines.opa_http import OpaClient
+from engine.engines.policy_source import PolicySource
+from engine.errors import BundleError, ConfigError, EngineUnavailable
+from engine.models.decision import EngineInfo, PolicyInfo, PolicyResult
+
+_logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "run `make opa` (scripts/install-opa.sh) or set RELEASEGATE_OPA to the opa binary"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_opa(configured: str | None = None) -> Path:
+    """Locate the OPA binary: configuration, ``RELEASEGATE_OPA``, the tools folder, ``PATH``."""
+    candidates: list[str | None] = [
+        configured,
+        os.environ.get("RELEASEGATE_OPA"),
+        str(Path(os.environ.get("RELEASEGATE_TOOLS_DIR", PROJECT_ROOT / ".tools")) / "bin" / "opa"),
+        shutil.which("opa"),
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise ConfigError(f"the OPA binary was not found; {INSTALL_HINT}")
+
+
+def opa_version(opa: Path) -> str:
+    """The version ``opa version`` reports (e.g. ``1.22.3``)."""
+    try:
+        out = subprocess.run(  # noqa: S603 - a fixed argv, no shell
+            [str(opa), "version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"cannot run {opa} version: {exc}; {INSTALL_HINT}") from exc
+    for line in out.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    raise ConfigError(f"unexpected `opa version` output from {opa}")
+
+
+@dataclass(frozen=True)
+class _Process:
+    """One running OPA server and the client that talks to it."""
+
+    popen: subprocess.Popen[bytes]
+    client: OpaClient
+    source: PolicySource
+    log_path: Path
+
+
+class ManagedOpaEngine:
+    """Runs and supervises its own OPA server on a unix socket."""
+
+    def __init__(
+        self,
+        source: PolicySource,
+        *,
+        opa: Path | None = None,
+        timeout: float = 2.0,
+        startup_timeout: float = 20.0,
+        workdir: Path | None = None,
+    ) -> None:
+        self._opa = opa or find_opa()
+        self._version = opa_version(self._opa)
+        self._timeout = timeout
+        self._startup_timeout = startup_timeout
+        self._workdir = Path(tempfile.mkdtemp(prefix="releasegate-opa-", dir=workdir))
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._generation = 0
+        self.restarts = 0
+        self._current = self._start(source)
+        self._supervisor = threading.Thread(target=self._supervise, name="opa-supervisor", daemon=True)
+        self._supervisor.start()
+
+    # -- process management ------------------------------------------------------------
+    def _start(self, source: PolicySource) -> _Process:
+        self._generation += 1
+        sock = self._workdir / f"opa-{self._generation}.sock"
+        log_path = self._workdir / f"opa-{self._generation}.log"
+        argv = [
+            str(self._opa), "run", "--server", "--addr", f"unix://{sock}",
+            "--log-level", "error", "--skip-version-check",
+            *source.opa_args(),
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            popen = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        client = OpaClient(f"unix://{sock}", timeout=self._timeout)
+        deadline = time.monotonic() + self._startup_timeout
+        while time.monotonic() < deadline:
+            if popen.poll() is not None:
+                detail = log_path.read_text(errors="replace").strip()[-2000:]
+                raise BundleError(f"OPA refused the policy bundle {source.path}: {detail}")
+            if sock.exists() and client.healthy(bundles=True):
+                _logger.info("OPA %s serving %s (pid %d)", self._version, source.path, popen.pid)
+                return _Process(popen=popen, client=client, source=source, log_path=log_path)
+            time.sleep(0.02)
+        popen.kill()
+        popen.wait()
+        raise EngineUnavailable(f"OPA did not become healthy within {self._startup_timeout}s")
+
+    def _supervise(self) -> None:
+        backoff = 0.1
+        while not self._closing.is_set():
+            proc = self._current
+            code = proc.popen.wait()
+            if self._closing.is_set() or proc is not self._current:
+                continue  # closed, or replaced by reload(): not a crash
+            _logger.error("OPA exited with %s; restarting in %.1fs", code, backoff)
+            started = time.monotonic()
+            while not self._closing.is_set():
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                try:
+                    with self._lock:
+                        self._current = self._start(proc.source)
+                    self.restarts += 1
+                    break
+                except (EngineUnavailable, BundleError) as exc:
+                    _logger.error("OPA restart failed: %s", exc)
+            if time.monotonic() - started < 30:
+                continue
+            backoff = 0.1
+
+    def reload(self, source: PolicySource) -> None:
+        """Start OPA with a new bundle; swap only once it is healthy.
+
+        A bad or unsigned bundle raises :class:`BundleError` and the previous OPA keeps
+        serving. The old process is stopped after in-flight evaluations had time to finish.
+        """
+        with self._lock:
+            new = self._start(source)
+            old, self._current = self._current, new
+        timer = threading.Timer(self._timeout + 1.0, _stop, args=(old.popen,))
+        timer.daemon = True
+        timer.start()
+
+    # -- PolicyEngine ------------------------------------------------------------------
+    def evaluate(self, input_document: Mapping[str, Any]) -> PolicyResult:
+        """Evaluate ``data.releasegate.decision``; raises ``PolicyError`` on any failure."""
+        proc = self._current
+        if proc.popen.poll() is not None:
+            raise EngineUnavailable("OPA is not running (the supervisor is restarting it)")
+        return proc.client.evaluate(DECISION_PATH, input_document)
+
+    @property
+    def pid(self) -> int:
+        """The current OPA process id (for fault-injection tests)."""
+        return self._current.popen.pid
+
+    @property
+    def healthy(self) -> bool:
+        """OPA answers ``/health?bundles``."""
+        proc = self._current
+        return proc.popen.poll() is None and proc.client.healthy(bundles=True)
+
+    @property
+    def info(self) -> EngineInfo:
+        """``opa`` and its version."""
+        return EngineInfo(name="opa", version=self._version)
+
+    @property
+    def policy(self) -> PolicyInfo:
+        """Revision and digest of the bundle being served."""
+        return self._current.source.info
+
+    def close(self) -> None:
+        """Stop the supervisor and the OPA process."""
+        self._closing.set()
+        _stop(self._current.popen)
+        self._supervisor.join(timeout=5)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+class RemoteOpaEngine:
+    """An OPA server run by someone else (a sidecar), reached over HTTP or a unix socket."""
+
+    def __init__(self, address: str, *, policy: PolicyInfo, timeout: float = 2.0) -> None:
+        self._client = OpaClient(address, timeout=timeout)
+        self._policy = policy
+        self._version = self._query_version()
+
+    def _query_version(self) -> str:
+        try:
+            status, _ = self._client.request("GET", "/health")
+        except EngineUnavailable:
+            return "unknown"
+        return "remote" if status == 200 else "unknown"
+
+    def evaluate(self, input_document: Mapping[str, Any]) -> PolicyResult:
+        """Evaluate ``data.releasegate.decision`` on the remote OPA."""
+        return self._client.evaluate(DECISION_PATH, input_document)
+
+    @property
+    def info(self) -> EngineInfo:
+        """``opa`` as reached remotely."""
+        return EngineInfo(name="opa", version=self._version)
+
+    @property
+    def policy(self) -> PolicyInfo:
+        """The policy identity configured for the remote server."""
+        return self._policy
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self._client.close()
+
+
+def _stop(popen: subprocess.Popen[bytes]) -> None:
+    if popen.poll() is None:
+        popen.terminate()
+        try:
+            popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()

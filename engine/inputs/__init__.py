@@ -1,0 +1,1 @@
+"""Evidence inputs: read raw evidence (attestations, scans, SLO state, approvals) into facts."""

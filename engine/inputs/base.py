@@ -1,0 +1,82 @@
+"""Provider seams: each turns one kind of evidence into one section of the input document.
+
+Providers never decide a verdict. A source that cannot be reached yields a section with
+``status: unavailable``; evidence that is malformed and cannot be turned into facts either
+yields ``status: invalid`` or raises :class:`engine.errors.InputError` (for caller mistakes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.models.approvals import ApprovalsSection
+from engine.models.common import SectionStatus
+from engine.models.inputs import ArtifactFacts, ReleaseFacts
+from engine.models.provenance import ProvenanceSection
+from engine.models.request import ScanEvidence
+from engine.models.slo import SloSection
+from engine.models.vulnerabilities import VulnerabilitiesSection
+
+
+class ProvenanceProvider(Protocol):
+    """Verifies attestations (Sigstore bundles, DSSE envelopes) against the artifact."""
+
+    def collect(
+        self, attestations: Sequence[Mapping[str, Any]], *, artifact_digest: str
+    ) -> ProvenanceSection:
+        """Verify every attestation; one fact each, failures included."""
+        ...
+
+
+class VulnerabilityProvider(Protocol):
+    """Parses and normalizes scanner reports and VEX documents."""
+
+    def collect(
+        self, scans: Sequence[ScanEvidence], *, artifact_digest: str
+    ) -> VulnerabilitiesSection:
+        """Normalize every report; raise ``InputError`` for an unknown or malformed one."""
+        ...
+
+
+class SloStateProvider(Protocol):
+    """Reads SLO and error-budget state for the release's service."""
+
+    def collect(self, release: ReleaseFacts, *, now_ns: int) -> SloSection:
+        """Read the state at the decision time; unreachable sources give ``unavailable``."""
+        ...
+
+
+class ApprovalProvider(Protocol):
+    """Reads approval records for a release from the approval store."""
+
+    def collect(self, release: ReleaseFacts, artifact: ArtifactFacts) -> ApprovalsSection:
+        """Every record about this release (approvals, break-glass, revocations)."""
+        ...
+
+
+class NoSloConfigured:
+    """The SLO provider used when no Prometheus / SLO configuration is set."""
+
+    def collect(self, release: ReleaseFacts, *, now_ns: int) -> SloSection:
+        """Always ``missing``: no SLO is configured for any service."""
+        return SloSection(status=SectionStatus.MISSING, message="no SLO configured")
+
+
+class NoApprovalStore:
+    """The approval provider for ``check --local`` without a state directory."""
+
+    def collect(self, release: ReleaseFacts, artifact: ArtifactFacts) -> ApprovalsSection:
+        """An empty, but known, set of approvals."""
+        return ApprovalsSection(status=SectionStatus.OK, records=[])
+
+
+@dataclass(frozen=True)
+class FactProviders:
+    """The four providers a pipeline gathers facts from."""
+
+    provenance: ProvenanceProvider
+    vulnerabilities: VulnerabilityProvider
+    slo: SloStateProvider
+    approvals: ApprovalProvider
