@@ -56,9 +56,11 @@ def _v1(predicate: Mapping[str, Any]) -> SlsaFacts:
     builder = get(run, "builder", dict, where=f"{where}.runDetails", required=True)
     metadata = get(run, "metadata", dict, where=f"{where}.runDetails", required=False) or {}
     where_def = f"{where}.buildDefinition"
-    external = get(definition, "externalParameters", dict, where=where_def, required=True)
+    # NOTE: externalParameters is REQUIRED by SLSA v1, but real statements omit it (the
+    # Rekor v2 conformance bundle); its absence only means no source facts from it.
+    external = get(definition, "externalParameters", dict, where=where_def, required=False)
     workflow = get(
-        external, "workflow", dict, where=f"{where_def}.externalParameters", required=False
+        external or {}, "workflow", dict, where=f"{where_def}.externalParameters", required=False
     )
     repository = ref = None
     if workflow is not None:
