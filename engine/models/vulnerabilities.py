@@ -42,9 +42,14 @@ class ScanReportFact(StrictModel):
     scanned_at: str | None = None
     artifact_name: str | None = None
     artifact_digest: str | None = None
+    """The request's digest if the report names it, else the first sha256 digest it names."""
+    artifact_digests: list[str] = Field(default_factory=list)
+    """Every ``sha256:`` digest the report names for its artifact (repo digests, image id)."""
     artifact_matches: bool | None = None
+    """True/False when the report names a digest; ``None`` when it names none."""
     db: dict[str, str] = Field(default_factory=dict)
     counts: dict[str, int] = Field(default_factory=dict)
+    """This report's distinct findings by severity, leaving out those it suppresses itself."""
 
 
 class VulnerabilitiesSection(StrictModel):
