@@ -73,21 +73,22 @@ def public_key_from_bytes(data: bytes, *, name: str = "", source: str = "key") -
     return TrustedKey(name=name or fingerprint, key=key, fingerprint=fingerprint)
 
 
-def parse_envelope(doc: Mapping[str, Any]) -> Envelope:
-    """Decode a bare DSSE envelope; wrong types or bad base64 are ``invalid``."""
-    where = "envelope"
+def parse_envelope(doc: Mapping[str, Any], *, where: str = "envelope") -> Envelope:
+    """Decode a DSSE envelope; wrong types or bad base64 are ``invalid`` (named by ``where``)."""
     payload_type = get(doc, "payloadType", str, where=where, required=True)
-    payload = b64decode_strict(get(doc, "payload", str, where=where, required=True), what=where)
+    raw_payload = get(doc, "payload", str, where=where, required=True)
+    payload = b64decode_strict(raw_payload, what=f"{where}.payload")
     raw_sigs = get(doc, "signatures", list, where=where, required=True)
     if not raw_sigs:
-        raise Rejected("invalid", "envelope.signatures: must not be empty")
+        raise Rejected("invalid", f"{where}.signatures: must not be empty")
     signatures: list[tuple[str | None, bytes]] = []
     for i, entry in enumerate(raw_sigs):
-        s_where = f"envelope.signatures[{i}]"
+        s_where = f"{where}.signatures[{i}]"
         if not isinstance(entry, dict):
             raise Rejected("invalid", f"{s_where}: expected an object")
         keyid = get(entry, "keyid", str, where=s_where, required=False)
-        sig = b64decode_strict(get(entry, "sig", str, where=s_where, required=True), what=s_where)
+        raw_sig = get(entry, "sig", str, where=s_where, required=True)
+        sig = b64decode_strict(raw_sig, what=f"{s_where}.sig")
         if not sig:
             raise Rejected("invalid", f"{s_where}.sig: empty signature")
         signatures.append((keyid or None, sig))

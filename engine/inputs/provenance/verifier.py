@@ -199,6 +199,12 @@ class ProvenanceVerifier:
             raise Rejected("unsupported", f"unknown bundle media type {media_type!r}")
         is_dsse = _content_kind(doc)
         draft["content"] = "dsse" if is_dsse else "message_signature"
+        if is_dsse:
+            # The library builds the envelope lazily, during verification; check its shape
+            # (types, base64, exactly one signature) here so a malformed one is ``invalid``.
+            envelope = parse_envelope(doc["dsseEnvelope"], where="bundle.dsseEnvelope")
+            if len(envelope.signatures) != 1:
+                raise Rejected("invalid", "bundle.dsseEnvelope.signatures: expected exactly one")
         kind, version, integrated = _log_entry(doc)
         if (kind, version) not in SUPPORTED_ENTRIES:
             raise Rejected("unsupported", f"transparency log entry type {kind}/{version}")
