@@ -1,0 +1,121 @@
+"""The log record (``DecisionRecordV1``): what is hashed, what is signed, how.
+
+A record is the contract's Decision with its ``log`` and ``signature`` filled, plus the
+stored (masked) input document, the request metadata and the masked paths::
+
+    {<Decision fields>, "input": {...}, "request": {"caller", "adapter", "dry_run"},
+     "erased": [...], "masked": [...],
+     "log": {"index", "prev_hash", "record_hash"}, "signature": {"alg", "key_id", "value"}}
+
+* The *hash body* is the record without ``signature`` and without ``log.record_hash``; it
+  does include ``log.index`` and ``log.prev_hash`` (the chain).
+* ``record_hash = "sha256:" + hex(SHA-256(RFC 8785 canonical JSON of the hash body))``.
+* ``prev_hash`` is the previous record's ``record_hash`` (64 zeros after ``sha256:`` for
+  index 0).
+* ``signature.value = base64(Ed25519(private key, the 32 raw bytes of record_hash))``, by
+  the key ``signature.key_id`` (hex SHA-256 of the raw public key).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.errors import InputError
+from engine.log.canonical import canonical_bytes, digest_ref
+from engine.log.signing import ALG, Signer
+from engine.models.common import StrictModel
+from engine.models.decision import Decision, LogInfo, SignatureInfo
+
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class RequestMeta(StrictModel):
+    """Who asked, through which adapter, and whether it was a dry run."""
+
+    caller: str | None = None
+    adapter: str
+    dry_run: bool = False
+
+
+class DecisionRecordV1(Decision):
+    """A logged decision: the Decision plus what it was decided on and who asked."""
+
+    input: dict[str, Any]
+    request: RequestMeta
+    erased: list[str] = []
+    masked: list[str] = []
+
+    def decision(self) -> Decision:
+        """The contract's Decision (response body) carried by this record."""
+        fields = {name: getattr(self, name) for name in Decision.model_fields}
+        return Decision(**fields)
+
+
+def normalize_timestamp(value: str | datetime, *, what: str = "timestamp") -> str:
+    """A UTC timestamp in the fixed ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form (sortable text)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise InputError(f"{what}: not an ISO 8601 timestamp: {value!r}") from exc
+    if value.tzinfo is None:
+        raise InputError(f"{what}: timestamp must carry a time zone")
+    return value.astimezone(UTC).strftime(TS_FORMAT)
+
+
+def hash_body(record: dict[str, Any]) -> dict[str, Any]:
+    """The record minus ``signature`` and ``log.record_hash``: what ``record_hash`` covers."""
+    body = {k: v for k, v in record.items() if k != "signature"}
+    log = body.get("log")
+    if isinstance(log, dict):
+        body["log"] = {k: v for k, v in log.items() if k != "record_hash"}
+    return body
+
+
+def compute_record_hash(record: dict[str, Any]) -> bytes:
+    """The 32 raw bytes of SHA-256 over the canonical hash body."""
+    return hashlib.sha256(canonical_bytes(hash_body(record))).digest()
+
+
+def draft_body(
+    decision: Decision, *, input_document: dict[str, Any], request: RequestMeta,
+    erased: list[str], masked: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """The record before it has a place in the log (no ``log``, no ``signature``)."""
+    body = decision.model_dump(mode="json", exclude={"log", "signature"})
+    body.update(
+        input=copy.deepcopy(input_document),
+        request=request.model_dump(mode="json"),
+        erased=list(erased),
+        masked=list(masked),
+    )
+    canonical_bytes(body)  # fail early (in the caller) on values JCS cannot encode
+    return body
+
+
+def seal(
+    draft: dict[str, Any], index: int, prev_hash: str, signer: Signer
+) -> tuple[dict[str, Any], bytes]:
+    """Place ``draft`` at ``index`` after ``prev_hash``, hash and sign it.
+
+    Returns the full record and its raw record hash.
+    """
+    record = dict(draft)
+    record["log"] = {"index": index, "prev_hash": prev_hash}
+    raw = compute_record_hash(record)
+    record["log"]["record_hash"] = digest_ref(raw)
+    record["signature"] = {
+        "alg": ALG,
+        "key_id": signer.key_id,
+        "value": base64.b64encode(signer.sign(raw)).decode("ascii"),
+    }
+    return record, raw
+
+
+def log_and_signature(record: dict[str, Any]) -> tuple[LogInfo, SignatureInfo]:
+    """The ``log`` and ``signature`` members of a sealed record, as models."""
+    return LogInfo(**record["log"]), SignatureInfo(**record["signature"])

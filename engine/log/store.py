@@ -1,0 +1,258 @@
+"""Record storage: the :class:`RecordStore` seam and its SQL implementation.
+
+SQLite (default) and PostgreSQL, through SQLAlchemy Core. Appends are serialized:
+
+* in-process, by one writer thread with *group commit*: it takes every queued append,
+  assigns consecutive indexes, writes records + tree nodes + head in one transaction,
+  then completes each caller's future, so concurrent requests share one fsync;
+* across processes, by the database: ``BEGIN IMMEDIATE`` on SQLite (WAL,
+  ``synchronous=FULL``) and ``pg_advisory_xact_lock`` on PostgreSQL, with the head row
+  re-read inside the lock, so several replicas yield one sequence.
+
+``append`` returns only after the commit (the record is durable); any database failure
+raises :class:`StoreError` and nothing of the batch is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, and_, create_engine, event, insert, or_, select, text
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from engine.errors import StoreError, map_errors
+from engine.log import tables as t
+from engine.log.canonical import ZERO_HASH
+from engine.log.merkle import NodeKey
+from engine.log.writer import GroupCommitWriter, RecordDraft, Sealer
+
+PG_LOCK_KEY = 0x72656C6561736567  # "releaseg": the advisory lock serializing appends
+
+
+@dataclass(frozen=True)
+class QueryFilter:
+    """Record filters; ``None`` means no constraint. ``since`` <= ts < ``until``."""
+
+    service: str | None = None
+    environment: str | None = None
+    verdict: str | None = None
+    release_id: str | None = None
+    artifact_digest: str | None = None
+    reason: str | None = None
+    since: str | None = None
+    until: str | None = None
+    exclude_adapter: str | None = None
+    dry_run: bool | None = None
+
+
+class RecordStore(Protocol):
+    """Where records, tree nodes and the head live."""
+
+    def append(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
+        """Seal ``draft`` at the next index and commit it; returns the full record."""
+
+    def head(self) -> tuple[int, str]:
+        """``(size, last record hash)`` of the committed log."""
+
+    def read_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+        """Stored complete-subtree hashes; raises :class:`StoreError` if one is missing."""
+
+    def index_of(self, decision_id: str) -> int | None:
+        """The index of a decision, or None."""
+
+    def get_body(self, index: int) -> str | None:
+        """The record JSON text at ``index``, or None."""
+
+    def query(self, flt: QueryFilter, *, limit: int, before: int | None) -> list[tuple[int, str]]:
+        """Up to ``limit`` ``(index, body)`` matching ``flt`` with index < ``before``, newest
+        first."""
+
+    def scan(self, flt: QueryFilter, *, start: int, end: int) -> Iterator[tuple[int, str]]:
+        """``(index, body)`` matching ``flt`` with start <= index < end, oldest first."""
+
+    def close(self) -> None:
+        """Stop the writer and release connections."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _entry: ConnectionPoolEntry) -> None:
+    # NOTE: pysqlite's implicit BEGIN is turned off; the "begin" hooks below issue it.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _sqlite_engine(url: str, *, begin: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    event.listen(engine, "connect", _sqlite_pragmas)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class SqlRecordStore:
+    """:class:`RecordStore` over SQLite or PostgreSQL (SQLAlchemy Core)."""
+
+    def __init__(self, url: str, *, max_batch: int = 512) -> None:
+        with map_errors(StoreError, "cannot open the decision log database"):
+            self.is_sqlite = url.startswith("sqlite")
+            if self.is_sqlite:
+                self._write = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+                self._read = _sqlite_engine(url, begin="BEGIN")
+            else:
+                self._write = create_engine(url, pool_pre_ping=True)
+                self._read = self._write
+            with self._write.begin() as conn:
+                self._lock(conn)
+                t.metadata.create_all(conn)
+                if conn.execute(select(t.head.c.id)).first() is None:
+                    conn.execute(insert(t.head).values(id=1, size=0, last_hash=ZERO_HASH))
+        self._writer = GroupCommitWriter(self._commit_batch, max_batch=max_batch)
+
+    def _lock(self, conn: Connection) -> None:
+        if not self.is_sqlite:  # SQLite: BEGIN IMMEDIATE already holds the write lock
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
+
+    # -- writes ---------------------------------------------------------------------
+
+    def append(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
+        """Queue for the writer and wait for the commit."""
+        return self._writer.submit(draft, seal)
+
+    def _commit_batch(
+        self, run: Callable[[int, str, Callable[[Iterable[NodeKey]], dict[NodeKey, bytes]]], Any]
+    ) -> Any:
+        """One transaction: lock, read the head, let the writer seal and collect rows."""
+        with self._write.begin() as conn:
+            self._lock(conn)
+            size, last = conn.execute(
+                select(t.head.c.size, t.head.c.last_hash).where(t.head.c.id == 1)
+            ).one()
+            batch = run(int(size), str(last), lambda keys: _read_nodes(conn, keys))
+            if batch.records:
+                conn.execute(insert(t.records), batch.records)
+                if batch.reasons:
+                    conn.execute(insert(t.reasons), batch.reasons)
+                conn.execute(insert(t.nodes), batch.nodes)
+                conn.execute(
+                    t.head.update()
+                    .where(t.head.c.id == 1)
+                    .values(size=batch.size, last_hash=batch.last_hash)
+                )
+        return batch
+
+    # -- reads ----------------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        """``(size, last record hash)``."""
+        with map_errors(StoreError, "cannot read the log head"), self._read.connect() as conn:
+            size, last = conn.execute(
+                select(t.head.c.size, t.head.c.last_hash).where(t.head.c.id == 1)
+            ).one()
+        return int(size), str(last)
+
+    def read_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+        """Stored subtree hashes for ``keys``."""
+        with map_errors(StoreError, "cannot read tree nodes"), self._read.connect() as conn:
+            return _read_nodes(conn, keys)
+
+    def index_of(self, decision_id: str) -> int | None:
+        """The index of ``decision_id``."""
+        stmt = select(t.records.c.idx).where(t.records.c.decision_id == decision_id)
+        with map_errors(StoreError, "cannot read the log"), self._read.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else int(row[0])
+
+    def get_body(self, index: int) -> str | None:
+        """The record JSON at ``index``."""
+        stmt = select(t.records.c.body).where(t.records.c.idx == index)
+        with map_errors(StoreError, "cannot read the log"), self._read.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else str(row[0])
+
+    def query(self, flt: QueryFilter, *, limit: int, before: int | None) -> list[tuple[int, str]]:
+        """Newest first, index < ``before``."""
+        cond = _conditions(flt)
+        if before is not None:
+            cond.append(t.records.c.idx < before)
+        stmt = (
+            select(t.records.c.idx, t.records.c.body)
+            .where(and_(True, *cond))
+            .order_by(t.records.c.idx.desc())
+            .limit(limit)
+        )
+        with map_errors(StoreError, "cannot query the log"), self._read.connect() as conn:
+            return [(int(i), str(b)) for i, b in conn.execute(stmt)]
+
+    def scan(
+        self, flt: QueryFilter, *, start: int, end: int, page: int = 500
+    ) -> Iterator[tuple[int, str]]:
+        """Oldest first, in pages of ``page`` rows."""
+        cond = _conditions(flt)
+        while start < end:
+            stmt = (
+                select(t.records.c.idx, t.records.c.body)
+                .where(and_(t.records.c.idx >= start, t.records.c.idx < end, *cond))
+                .order_by(t.records.c.idx)
+                .limit(page)
+            )
+            with map_errors(StoreError, "cannot read the log"), self._read.connect() as conn:
+                rows = [(int(i), str(b)) for i, b in conn.execute(stmt)]
+            if not rows:
+                return
+            yield from rows
+            start = rows[-1][0] + 1
+
+    def close(self) -> None:
+        """Stop the writer thread and dispose of the engines."""
+        self._writer.close()
+        self._write.dispose()
+        if self._read is not self._write:
+            self._read.dispose()
+
+
+def _read_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+    wanted = sorted(set(keys))
+    found: dict[NodeKey, bytes] = {}
+    for chunk in range(0, len(wanted), 200):
+        part = wanted[chunk : chunk + 200]
+        cond = or_(*(and_(t.nodes.c.level == lv, t.nodes.c.idx == ix) for lv, ix in part))
+        for lv, ix, h in conn.execute(
+            select(t.nodes.c.level, t.nodes.c.idx, t.nodes.c.hash).where(cond)
+        ):
+            found[(int(lv), int(ix))] = bytes(h)
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise StoreError(f"tree nodes missing from the store: {missing[:5]}")
+    return found
+
+
+def _conditions(flt: QueryFilter) -> list[Any]:
+    c = t.records.c
+    columns: Mapping[str, Any] = {
+        "service": c.service,
+        "environment": c.environment,
+        "verdict": c.verdict,
+        "release_id": c.release_id,
+        "artifact_digest": c.artifact_digest,
+    }
+    cond: list[Any] = [col == getattr(flt, name) for name, col in columns.items()
+                       if getattr(flt, name) is not None]  # fmt: skip
+    if flt.reason is not None:
+        cond.append(c.idx.in_(select(t.reasons.c.idx).where(t.reasons.c.code == flt.reason)))
+    if flt.since is not None:
+        cond.append(c.ts >= flt.since)
+    if flt.until is not None:
+        cond.append(c.ts < flt.until)
+    if flt.exclude_adapter is not None:
+        cond.append(c.adapter != flt.exclude_adapter)
+    if flt.dry_run is not None:
+        cond.append(c.dry_run == flt.dry_run)
+    return cond

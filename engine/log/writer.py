@@ -1,0 +1,199 @@
+"""The single in-process log writer with group commit.
+
+Callers queue a :class:`RecordDraft`; one thread drains the queue, and for each batch
+runs one database transaction (supplied by the store) in which it seals every draft at
+consecutive indexes, extends the Merkle frontier and collects the rows. Only after the
+transaction commits are the callers' futures completed. A failed batch of several drafts
+is retried draft by draft so one bad draft cannot sink its neighbours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import EngineError, StoreError
+from engine.log.canonical import digest_ref
+from engine.log.merkle import Frontier, NodeKey, leaf_hash
+
+_logger = logging.getLogger(__name__)
+
+Sealer = Callable[[dict[str, Any], int, str], tuple[dict[str, Any], bytes]]
+"""``(draft body, index, prev_hash) -> (full record, raw record hash)``."""
+
+NodeFetch = Callable[[Iterable[NodeKey]], dict[NodeKey, bytes]]
+CommitFn = Callable[[Callable[[int, str, NodeFetch], "Batch"]], "Batch"]
+
+APPEND_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class RecordDraft:
+    """A record body awaiting its index, plus the columns stored for filtering."""
+
+    body: dict[str, Any]
+    decision_id: str
+    ts: str
+    service: str
+    environment: str
+    verdict: str
+    release_id: str
+    artifact_digest: str
+    adapter: str
+    dry_run: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class _Pending:
+    draft: RecordDraft
+    seal: Sealer
+    future: Future[dict[str, Any]] = field(default_factory=Future)
+
+
+@dataclass
+class Batch:
+    """Rows one transaction writes, and each draft's outcome."""
+
+    size: int
+    last_hash: str
+    frontier: Frontier
+    records: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[tuple[_Pending, dict[str, Any] | BaseException]] = field(default_factory=list)
+
+
+class GroupCommitWriter:
+    """One writer thread per store; started on the first append."""
+
+    def __init__(self, commit: CommitFn, *, max_batch: int = 512) -> None:
+        self._commit = commit
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+        self._cache: tuple[Frontier, str] | None = None
+
+    def submit(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
+        """Queue ``draft``; block until it is committed. Raises :class:`StoreError`."""
+        with self._start_lock:
+            if self._closed:
+                raise StoreError("the decision log is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="releasegate-log-writer", daemon=True
+                )
+                self._thread.start()
+        pending = _Pending(draft, seal)
+        self._queue.put(pending)
+        try:
+            return pending.future.result(timeout=APPEND_TIMEOUT_S)
+        except FutureTimeout as exc:
+            raise StoreError("the decision log did not commit in time") from exc
+
+    def close(self) -> None:
+        """Finish queued appends and stop the thread."""
+        with self._start_lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._process(batch)
+
+    def _process(self, pending: list[_Pending]) -> None:
+        try:
+            outcomes = self._write(pending)
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the callers
+            self._cache = None
+            if len(pending) > 1:
+                for one in pending:
+                    self._process([one])
+                return
+            _logger.warning("decision log append failed: %s", exc)
+            err = exc if isinstance(exc, EngineError) else StoreError(f"log write failed: {exc}")
+            if err is not exc:
+                err.__cause__ = exc
+            pending[0].future.set_exception(err)
+            return
+        for item, outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
+
+    def _write(self, pending: list[_Pending]) -> list[tuple[_Pending, Any]]:
+        def run(size: int, last: str, fetch: NodeFetch) -> Batch:
+            cached = self._cache
+            if cached is not None and cached[0].size == size and cached[1] == last:
+                frontier = Frontier(size, list(cached[0].nodes))
+            else:
+                keys = Frontier.keys_for(size)
+                got = fetch(keys)
+                frontier = Frontier(size, [(lv, got[(lv, ix)]) for lv, ix in keys])
+            batch = Batch(size, last, frontier)
+            for item in pending:
+                _seal_into(batch, item)
+            return batch
+
+        batch = self._commit(run)
+        self._cache = (batch.frontier, batch.last_hash)
+        return batch.outcomes
+
+
+def _seal_into(batch: Batch, item: _Pending) -> None:
+    d = item.draft
+    try:
+        record, raw = item.seal(d.body, batch.size, batch.last_hash)
+    except EngineError as exc:
+        batch.outcomes.append((item, exc))
+        return
+    index = batch.size
+    batch.records.append(
+        {
+            "idx": index,
+            "decision_id": d.decision_id,
+            "ts": d.ts,
+            "service": d.service,
+            "environment": d.environment,
+            "verdict": d.verdict,
+            "release_id": d.release_id,
+            "artifact_digest": d.artifact_digest,
+            "adapter": d.adapter,
+            "dry_run": d.dry_run,
+            "record_hash": digest_ref(raw),
+            "body": json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+        }
+    )
+    batch.reasons.extend({"code": code, "idx": index} for code in sorted(set(d.reasons)))
+    for level, node_index, h in batch.frontier.append(leaf_hash(raw)):
+        batch.nodes.append({"level": level, "idx": node_index, "hash": h})
+    batch.size += 1
+    batch.last_hash = digest_ref(raw)
+    batch.outcomes.append((item, record))
