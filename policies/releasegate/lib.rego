@@ -19,7 +19,7 @@ per_env(obj, fallback) := object.get(obj, "*", fallback) if not input.release.en
 # glob_any(patterns, value) is true when one glob pattern (no delimiters) matches value.
 glob_any(patterns, value) if {
 	some p in patterns
-	glob.match(p, [], value)
+	glob.match(p, null, value)
 }
 
 # in_scope(scope) is true when a scope object {services, environments, stages} covers this
@@ -37,8 +37,3 @@ requesters contains r if {
 	r := object.get(input.release, key, null)
 	is_string(r)
 }
-
-# A short, stable rendering of a digest for messages.
-short_digest(d) := sprintf("%s…", [substring(d, 0, 19)]) if count(d) > 19
-
-short_digest(d) := d if count(d) <= 19

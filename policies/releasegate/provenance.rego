@@ -37,7 +37,7 @@ _field_ok(ident, key, _) if not key in object.keys(ident)
 
 _field_ok(ident, key, value) if {
 	is_string(value)
-	glob.match(ident[key], [], value)
+	glob.match(ident[key], null, value)
 }
 
 _identity_ok(signer, ident) if {
@@ -108,16 +108,16 @@ findings contains f if {
 	}
 }
 
-_signer_name(s) := s.san if is_string(s.san)
+_signer_name(s) := object.get(s, "san", null) if is_string(object.get(s, "san", null))
 
 _signer_name(s) := sprintf("key %s", [s.key_id]) if {
-	not is_string(s.san)
-	is_string(s.key_id)
+	not is_string(object.get(s, "san", null))
+	is_string(object.get(s, "key_id", null))
 }
 
 _signer_name(s) := "unknown" if {
-	not is_string(s.san)
-	not is_string(s.key_id)
+	not is_string(object.get(s, "san", null))
+	not is_string(object.get(s, "key_id", null))
 }
 
 findings contains f if {

@@ -55,9 +55,9 @@ _pkg(v) := object.get(v, "package_name", "unknown package") if object.get(v, "pa
 
 _pkg(v) := "unknown package" if object.get(v, "package_name", null) == null
 
-_ver(v) := v.installed_version if is_string(v.installed_version)
+_ver(v) := object.get(v, "installed_version", null) if is_string(object.get(v, "installed_version", null))
 
-_ver(v) := "(version unknown)" if not is_string(v.installed_version)
+_ver(v) := "(version unknown)" if not is_string(object.get(v, "installed_version", null))
 
 findings contains f if {
 	critical_blocks

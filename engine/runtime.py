@@ -1,0 +1,97 @@
+"""Wires settings into a running pipeline: engine, providers and (optionally) the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.config import Settings
+from engine.decision import DecisionPipeline, DecisionRecorder
+from engine.engines.base import PolicyEngine
+from engine.engines.opa import ManagedOpaEngine, RemoteOpaEngine, find_opa
+from engine.engines.policy_source import policy_info
+from engine.inputs.base import (
+    ApprovalProvider,
+    FactProviders,
+    NoApprovalStore,
+    NoSloConfigured,
+    SloStateProvider,
+)
+
+
+def build_engine(settings: Settings) -> PolicyEngine:
+    """A managed OPA, or the configured remote OPA (sidecar)."""
+    source = settings.policy_source()
+    if settings.opa_url:
+        return RemoteOpaEngine(
+            settings.opa_url, policy=policy_info(source.path), timeout=settings.eval_timeout_s
+        )
+    return ManagedOpaEngine(
+        source, opa=find_opa(settings.opa), timeout=settings.eval_timeout_s
+    )
+
+
+def build_slo_provider(settings: Settings) -> SloStateProvider:
+    """Prometheus-backed SLO state when configured, else ``missing`` for every service."""
+    if settings.slo_config is None or settings.prometheus_url is None:
+        return NoSloConfigured()
+    from engine.inputs.slo import build_slo_provider as _build
+
+    provider: SloStateProvider = _build(settings)
+    return provider
+
+
+def build_providers(
+    settings: Settings, *, approvals: ApprovalProvider | None = None
+) -> FactProviders:
+    """The production providers for these settings."""
+    from engine.inputs.provenance import ProvenanceVerifier
+    from engine.inputs.providers import ScanReports, SigstoreProvenance
+
+    verifier = ProvenanceVerifier.from_settings(
+        trusted_root_path=settings.trusted_root, public_keys=settings.attestation_keys or None
+    )
+    return FactProviders(
+        provenance=SigstoreProvenance(verifier),
+        vulnerabilities=ScanReports(),
+        slo=build_slo_provider(settings),
+        approvals=approvals or NoApprovalStore(),
+    )
+
+
+@dataclass
+class Runtime:
+    """A running pipeline and what must be closed with it."""
+
+    settings: Settings
+    engine: PolicyEngine
+    pipeline: DecisionPipeline
+    closers: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop OPA and close the log."""
+        for closer in reversed(self.closers):
+            closer.close()
+        self.engine.close()
+
+
+def open_runtime(
+    settings: Settings,
+    *,
+    recorder: DecisionRecorder | None = None,
+    approvals: ApprovalProvider | None = None,
+) -> Runtime:
+    """Start the engine and assemble the pipeline."""
+    engine = build_engine(settings)
+    try:
+        providers = build_providers(settings, approvals=approvals)
+    except BaseException:
+        engine.close()
+        raise
+    pipeline = DecisionPipeline(engine=engine, providers=providers, recorder=recorder)
+    return Runtime(settings=settings, engine=engine, pipeline=pipeline)
+
+
+def open_local_runtime(settings: Settings) -> Runtime:
+    """The runtime of ``check --local``: managed OPA, local state directory."""
+    return open_runtime(settings)
