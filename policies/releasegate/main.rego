@@ -1,7 +1,8 @@
 # The entrypoint: data.releasegate.decision = {verdict, reasons, warnings}.
 #
 # Each area package (provenance, vulnerabilities, slo, approvals, freeze, admission) yields
-# findings {code, verdict, message}. This package applies, in order:
+# findings {code, verdict, message}; the adapter decides which areas apply (see below).
+# This package applies, in order:
 #   1. verdict overrides from policy data (releasegate.config.verdicts: {"<code>": verdict});
 #   2. enforcement modes per area and environment (releasegate.config.enforcement:
 #      {"<area>": {"<env>": "enforce"|"warn"|"off", "*": ...}}, default enforce): `off` drops
@@ -32,17 +33,40 @@ _tag(area, f) := object.union(f, {
 	"verdict": object.get(_verdict_overrides, f.code, f.verdict),
 })
 
-findings contains _tag("provenance", f) if some f in data.releasegate.provenance.findings
+# Which areas apply depends on the adapter that asks (releasegate.config.areas_by_adapter):
+# CI checks verify evidence; admission reuses a prior signed decision ("verify once, reuse at
+# admission"); rollout hooks judge the live state (SLO, approvals, freezes).
+default_areas_by_adapter := {
+	"cli": ["provenance", "vulnerabilities", "slo", "approvals", "freeze"],
+	"api": ["provenance", "vulnerabilities", "slo", "approvals", "freeze"],
+	"replay": ["provenance", "vulnerabilities", "slo", "approvals", "freeze"],
+	"admission": ["admission"],
+	"argo-rollouts": ["slo", "approvals", "freeze"],
+	"flagger": ["slo", "approvals", "freeze"],
+}
 
-findings contains _tag("vulnerabilities", f) if some f in data.releasegate.vulnerabilities.findings
+applicable_areas := object.get(
+	object.union(default_areas_by_adapter, lib.setting("areas_by_adapter", {})),
+	input.adapter,
+	default_areas_by_adapter.cli,
+)
 
-findings contains _tag("slo", f) if some f in data.releasegate.slo.findings
+_area_findings(area) := data.releasegate.provenance.findings if area == "provenance"
 
-findings contains _tag("approvals", f) if some f in data.releasegate.approvals.findings
+_area_findings(area) := data.releasegate.vulnerabilities.findings if area == "vulnerabilities"
 
-findings contains _tag("freeze", f) if some f in data.releasegate.freeze.findings
+_area_findings(area) := data.releasegate.slo.findings if area == "slo"
 
-findings contains _tag("admission", f) if some f in data.releasegate.admission.findings
+_area_findings(area) := data.releasegate.approvals.findings if area == "approvals"
+
+_area_findings(area) := data.releasegate.freeze.findings if area == "freeze"
+
+_area_findings(area) := data.releasegate.admission.findings if area == "admission"
+
+findings contains _tag(area, f) if {
+	some area in applicable_areas
+	some f in _area_findings(area)
+}
 
 _enforced contains f if {
 	some f in findings

@@ -122,3 +122,15 @@ test_freeze_pauses_through_decision if {
 	d.reasons[0].code == "change_freeze"
 	d.reasons[0].policy == "releasegate.freeze"
 }
+
+test_rollout_hooks_skip_evidence_areas if {
+	doc := object.union(critical, {"adapter": "flagger", "provenance": {"status": "missing", "attestations": []}})
+	d := releasegate.decision with input as doc with data.releasegate.config as fx.config
+	d.verdict == "allow"
+}
+
+test_unknown_adapter_gets_cli_areas if {
+	doc := object.union(critical, {"adapter": "something-new"})
+	d := releasegate.decision with input as doc with data.releasegate.config as fx.config
+	d.verdict == "rollback"
+}
