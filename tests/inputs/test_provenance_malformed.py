@@ -148,7 +148,7 @@ def test_uncanonicalizable_bundle_is_invalid(verifier: ProvenanceVerifier) -> No
 
 
 def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    node = doc
+    node: Any = doc
     keys = path.split(".")
     for key in keys[:-1]:
         node = node[int(key)] if isinstance(node, list) else node[key]
@@ -166,6 +166,8 @@ def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         (V03, "messageSignature", [], "messageSignature: expected an object"),
         (V03, "verificationMaterial.tlogEntries.0.kindVersion.kind", None, "kind: required"),
         (V03, "verificationMaterial.tlogEntries.0.integratedTime", "yesterday", "integratedTime"),
+        (V03, "verificationMaterial.tlogEntries.0.integratedTime", "9" * 30, "integratedTime"),
+        (V03, "verificationMaterial.tlogEntries.0.integratedTime", True, "integratedTime"),
         (V03, "messageSignature.signature", "!!not base64!!", "bundle"),
         (V03, "verificationMaterial.certificate.rawBytes", "%%%", "bundle"),
         (

@@ -63,7 +63,7 @@ def test_verification_is_offline_and_writes_nothing_to_home(no_network_no_home: 
     verifier = ProvenanceVerifier.from_settings(
         public_keys={"vsa": ASSETS / "slsa-verifier/vsa/vsa_signing_public_key.pem"}
     )
-    outcomes = set()
+    outcomes: set[str] = set()
     for path in ALL_BUNDLES:
         section = build_provenance_section(
             load_attestation_file(path), artifact_digest=A_TXT, verifier=verifier

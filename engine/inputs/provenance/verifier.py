@@ -75,6 +75,7 @@ SUPPORTED_ENTRIES = frozenset(
     {("hashedrekord", "0.0.1"), ("hashedrekord", "0.0.2"), ("dsse", "0.0.1")}
 )
 _IDENTITY_POLICY = RecordIdentityOnly()
+_MAX_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 # Everything the sigstore/cryptography verification path raises for bad or unverifiable
 # material; anything else is a bug and propagates.
 _VERIFY_ERRORS = (
@@ -219,7 +220,7 @@ class ProvenanceVerifier:
                 hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=_digest_bytes(artifact))
                 self._verifier.verify_artifact(hashed, bundle, _IDENTITY_POLICY)
         draft["signer"] = signer_facts(bundle.signing_certificate)
-        if integrated:
+        if integrated is not None:
             draft["integrated_time"] = datetime.fromtimestamp(integrated, tz=UTC).isoformat()
         # 4. The signature covers the artifact digest itself, or a statement naming it.
         if is_dsse:
@@ -269,8 +270,12 @@ def _content_kind(doc: Mapping[str, Any]) -> bool:
     return dsse is not None
 
 
-def _log_entry(doc: Mapping[str, Any]) -> tuple[str, str, int]:
-    """(kind, version, integrated time) of the bundle's single transparency log entry."""
+def _log_entry(doc: Mapping[str, Any]) -> tuple[str, str, int | None]:
+    """(kind, version, integrated time) of the bundle's single transparency log entry.
+
+    The integrated time is reported only when an inclusion promise (SET) signs it; the
+    verifier checks that SET, so the reported time is never an unverified claim.
+    """
     material = get(doc, "verificationMaterial", dict, where="bundle", required=True)
     entries = get(material, "tlogEntries", list, where="bundle.verificationMaterial", required=True)
     if len(entries) != 1 or not isinstance(entries[0], dict):
@@ -280,9 +285,12 @@ def _log_entry(doc: Mapping[str, Any]) -> tuple[str, str, int]:
     kind = get(kind_version, "kind", str, where=f"{where}.kindVersion", required=True)
     version = get(kind_version, "version", str, where=f"{where}.kindVersion", required=True)
     raw_time = entries[0].get("integratedTime", "0")
-    if not isinstance(raw_time, str | int) or not str(raw_time).isdigit():
+    if isinstance(raw_time, bool) or not isinstance(raw_time, str | int):
         raise Rejected("invalid", f"{where}.integratedTime: expected an integer string")
-    return kind, version, int(raw_time)
+    if not str(raw_time).isdigit() or int(raw_time) > _MAX_EPOCH_SECONDS:
+        raise Rejected("invalid", f"{where}.integratedTime: expected an integer string")
+    signed = isinstance(entries[0].get("inclusionPromise"), dict) and int(raw_time) > 0
+    return kind, version, int(raw_time) if signed else None
 
 
 def _digest_bytes(artifact_digest: str) -> bytes:
