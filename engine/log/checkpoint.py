@@ -173,9 +173,14 @@ class SignedCheckpoint:
                 raise InputError(f"checkpoint.{name}: missing or not a string")
         root = digest_bytes(doc["root_hash"], what="checkpoint.root_hash")
         return cls(
-            doc["origin"], doc["size"], root, doc["timestamp"], doc["key_id"],
-            doc["signature"], doc["note"],
-        )  # fmt: skip
+            doc["origin"],
+            doc["size"],
+            root,
+            doc["timestamp"],
+            doc["key_id"],
+            doc["signature"],
+            doc["note"],
+        )
 
     @classmethod
     def from_text(cls, text: str) -> SignedCheckpoint:

@@ -82,10 +82,15 @@ class DecisionLog:
     """Append, query, prove and export signed decision records."""
 
     def __init__(
-        self, store: RecordStore, signer: Signer, keyring: KeyRing, *,
-        origin: str = DEFAULT_ORIGIN, masks: Sequence[MaskRule] = (),
+        self,
+        store: RecordStore,
+        signer: Signer,
+        keyring: KeyRing,
+        *,
+        origin: str = DEFAULT_ORIGIN,
+        masks: Sequence[MaskRule] = (),
         clock: Callable[[], datetime] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store = store
         self.signer = signer
         self.keyring = keyring
@@ -100,9 +105,13 @@ class DecisionLog:
         self.store.close()
 
     def append(
-        self, decision: Decision, *, input_document: dict[str, Any], caller: str | None,
+        self,
+        decision: Decision,
+        *,
+        input_document: dict[str, Any],
+        caller: str | None,
         adapter: str,
-    ) -> Decision:  # fmt: skip
+    ) -> Decision:
         """Mask, seal, sign and durably append; returns ``decision`` with log and signature.
 
         Raises :class:`StoreError` when the record cannot be committed: the caller must
@@ -111,9 +120,12 @@ class DecisionLog:
         masked = apply_masks({"input": input_document}, self.masks)
         request = RequestMeta(caller=caller, adapter=adapter, dry_run=decision.dry_run)
         body = draft_body(
-            decision, input_document=masked.document.get("input", {}), request=request,
-            erased=masked.erased, masked=masked.masked,
-        )  # fmt: skip
+            decision,
+            input_document=masked.document.get("input", {}),
+            request=request,
+            erased=masked.erased,
+            masked=masked.masked,
+        )
         draft = RecordDraft(
             body=body,
             decision_id=decision.decision_id,
@@ -143,21 +155,32 @@ class DecisionLog:
         return None if body is None else DecisionRecordV1.model_validate_json(body)
 
     def query(
-        self, *, service: str | None = None, environment: str | None = None,
-        verdict: str | None = None, release_id: str | None = None,
-        artifact_digest: str | None = None, reason: str | None = None,
-        since: str | datetime | None = None, until: str | datetime | None = None,
-        limit: int = 50, cursor: str | None = None,
-    ) -> tuple[list[DecisionRecordV1], str | None]:  # fmt: skip
+        self,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+        verdict: str | None = None,
+        release_id: str | None = None,
+        artifact_digest: str | None = None,
+        reason: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[DecisionRecordV1], str | None]:
         """Records matching every given filter, newest first, ``since <= t < until``."""
         if not 1 <= limit <= MAX_PAGE:
             raise InputError(f"limit: must be between 1 and {MAX_PAGE}")
         flt = QueryFilter(
-            service=service, environment=environment, verdict=verdict, release_id=release_id,
-            artifact_digest=artifact_digest, reason=reason,
+            service=service,
+            environment=environment,
+            verdict=verdict,
+            release_id=release_id,
+            artifact_digest=artifact_digest,
+            reason=reason,
             since=None if since is None else normalize_timestamp(since, what="since"),
             until=None if until is None else normalize_timestamp(until, what="until"),
-        )  # fmt: skip
+        )
         before = None if cursor is None else _decode_cursor(cursor)
         rows = self.store.query(flt, limit=limit + 1, before=before)
         more = len(rows) > limit
@@ -171,15 +194,20 @@ class DecisionLog:
         return QueryPage(records, cursor)
 
     def iter_records(
-        self, *, since: str | datetime | None = None, until: str | datetime | None = None,
-        service: str | None = None, environment: str | None = None,
-    ) -> Iterator[DecisionRecordV1]:  # fmt: skip
+        self,
+        *,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> Iterator[DecisionRecordV1]:
         """Matching records oldest first (for replay)."""
         flt = QueryFilter(
-            service=service, environment=environment,
+            service=service,
+            environment=environment,
             since=None if since is None else normalize_timestamp(since, what="since"),
             until=None if until is None else normalize_timestamp(until, what="until"),
-        )  # fmt: skip
+        )
         size, _ = self.store.head()
         for _, body in self.store.scan(flt, start=0, end=size):
             yield DecisionRecordV1.model_validate_json(body)
@@ -193,10 +221,13 @@ class DecisionLog:
         The record's hash and signature are re-verified before it is trusted.
         """
         flt = QueryFilter(
-            artifact_digest=artifact_digest, environment=environment, verdict="allow",
-            exclude_adapter="admission", dry_run=False,
+            artifact_digest=artifact_digest,
+            environment=environment,
+            verdict="allow",
+            exclude_adapter="admission",
+            dry_run=False,
             since=normalize_timestamp(now - timedelta(seconds=max_age_s)),
-        )  # fmt: skip
+        )
         rows = self.store.query(flt, limit=1, before=None)
         if not rows:
             return None
@@ -296,11 +327,16 @@ class DecisionLog:
 
 
 def open_decision_log(
-    state_dir: Path, *, database_url: str | None = None, create_key: bool = True,
-    origin: str = DEFAULT_ORIGIN, masks: Sequence[MaskRule] = (),
-) -> DecisionLog:  # fmt: skip
+    state_dir: Path,
+    *,
+    database_url: str | None = None,
+    create_key: bool = True,
+    origin: str = DEFAULT_ORIGIN,
+    masks: Sequence[MaskRule] = (),
+) -> DecisionLog:
     """The log of a state directory: ``<dir>/log.db`` (unless ``database_url``) and keys."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if create_key:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     signer, ring = load_signing_key(state_dir, create=create_key)
     url = database_url or f"sqlite:///{os.fspath(state_dir / LOG_DB_FILE)}"
     return DecisionLog(SqlRecordStore(url), signer, ring, origin=origin, masks=masks)

@@ -82,9 +82,13 @@ def compute_record_hash(record: dict[str, Any]) -> bytes:
 
 
 def draft_body(
-    decision: Decision, *, input_document: dict[str, Any], request: RequestMeta,
-    erased: list[str], masked: list[str],
-) -> dict[str, Any]:  # fmt: skip
+    decision: Decision,
+    *,
+    input_document: dict[str, Any],
+    request: RequestMeta,
+    erased: list[str],
+    masked: list[str],
+) -> dict[str, Any]:
     """The record before it has a place in the log (no ``log``, no ``signature``)."""
     body = decision.model_dump(mode="json", exclude={"log", "signature"})
     body.update(

@@ -243,8 +243,9 @@ def _conditions(flt: QueryFilter) -> list[Any]:
         "release_id": c.release_id,
         "artifact_digest": c.artifact_digest,
     }
-    cond: list[Any] = [col == getattr(flt, name) for name, col in columns.items()
-                       if getattr(flt, name) is not None]  # fmt: skip
+    cond: list[Any] = [
+        col == getattr(flt, name) for name, col in columns.items() if getattr(flt, name) is not None
+    ]
     if flt.reason is not None:
         cond.append(c.idx.in_(select(t.reasons.c.idx).where(t.reasons.c.code == flt.reason)))
     if flt.since is not None:

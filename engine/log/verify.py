@@ -134,11 +134,17 @@ def verify_export(
     size = position
     # 3. The checkpoint covers exactly the records: fewer = tail cut, more = stale head.
     if size < checkpoint.size:
-        raise _fail(size, f"missing: the checkpoint covers {checkpoint.size} records, "
-                    f"the export holds {size} (tail truncated)")  # fmt: skip
+        raise _fail(
+            size,
+            f"missing: the checkpoint covers {checkpoint.size} records, "
+            f"the export holds {size} (tail truncated)",
+        )
     if size > checkpoint.size:
-        raise _fail(checkpoint.size, f"not covered by the signed checkpoint (size "
-                    f"{checkpoint.size}): the checkpoint is older than the records")  # fmt: skip
+        raise _fail(
+            checkpoint.size,
+            f"not covered by the signed checkpoint (size "
+            f"{checkpoint.size}): the checkpoint is older than the records",
+        )
     # 4. The Merkle root recomputed from the record hashes equals the signed root.
     if frontier.root() != checkpoint.root:
         raise _fail(None, "the Merkle root of the records does not match the signed checkpoint")
@@ -147,9 +153,12 @@ def verify_export(
         _check_since(since_checkpoint, checkpoint, nodes, keyring)
         consistent_with = since_checkpoint.size
     return VerifyReport(
-        size=size, root_hash="sha256:" + checkpoint.root.hex(), origin=checkpoint.origin,
-        key_ids=tuple(sorted(key_ids)), consistent_with=consistent_with,
-    )  # fmt: skip
+        size=size,
+        root_hash="sha256:" + checkpoint.root.hex(),
+        origin=checkpoint.origin,
+        key_ids=tuple(sorted(key_ids)),
+        consistent_with=consistent_with,
+    )
 
 
 def _check_since(
@@ -168,8 +177,11 @@ def _check_since(
         raise _fail(None, f"kept checkpoint is for log {kept.origin!r}, not {current.origin!r}")
     # 5b. The log must not have shrunk (truncation or rollback).
     if kept.size > current.size:
-        raise _fail(current.size, f"missing: the log has {current.size} records but a "
-                    f"kept checkpoint covers {kept.size} (truncated or rolled back)")  # fmt: skip
+        raise _fail(
+            current.size,
+            f"missing: the log has {current.size} records but a "
+            f"kept checkpoint covers {kept.size} (truncated or rolled back)",
+        )
     if kept.size == 0:
         return
 
@@ -179,5 +191,8 @@ def _check_since(
     try:
         verify_consistency(kept.size, current.size, kept.root, current.root, proof)
     except ProofError as exc:
-        raise _fail(None, f"not consistent with the kept checkpoint of size {kept.size}: "
-                    f"{exc} (the log was forked or rewritten)") from exc  # fmt: skip
+        raise _fail(
+            None,
+            f"not consistent with the kept checkpoint of size {kept.size}: "
+            f"{exc} (the log was forked or rewritten)",
+        ) from exc

@@ -36,9 +36,12 @@ def _sha256_hex(ref: object, *, what: str) -> str:
 
 
 def build_vsa_statement(
-    decision: Decision, *, verifier_id: str, policy_uri: str,
+    decision: Decision,
+    *,
+    verifier_id: str,
+    policy_uri: str,
     verified_levels: Sequence[str] = (),
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The in-toto Statement v1 with a VSA v1 predicate for an ``allow`` decision."""
     # 1. Only a real (not dry-run) allow is a passed verification worth attesting.
     if decision.verdict is not Verdict.ALLOW or decision.dry_run:
@@ -66,14 +69,20 @@ def build_vsa_statement(
 
 
 def build_vsa_envelope(
-    decision: Decision, *, signer: Signer, verifier_id: str, policy_uri: str,
+    decision: Decision,
+    *,
+    signer: Signer,
+    verifier_id: str,
+    policy_uri: str,
     verified_levels: Sequence[str] = (),
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """A DSSE envelope ``{payload, payloadType, signatures: [{keyid, sig}]}`` over the VSA."""
     statement = build_vsa_statement(
-        decision, verifier_id=verifier_id, policy_uri=policy_uri,
+        decision,
+        verifier_id=verifier_id,
+        policy_uri=policy_uri,
         verified_levels=verified_levels,
-    )  # fmt: skip
+    )
     body = json.dumps(statement, separators=(",", ":"), sort_keys=True).encode("utf-8")
     sig = signer.sign(pae(PAYLOAD_TYPE, body))
     return {

@@ -20,10 +20,16 @@ T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 
 def make_decision(
-    n: int = 0, *, verdict: str = "allow", service: str = "payments",
-    environment: str = "prod", digest: str | None = None, dry_run: bool = False,
-    reasons: tuple[str, ...] = (), at: datetime | None = None,
-) -> Decision:  # fmt: skip
+    n: int = 0,
+    *,
+    verdict: str = "allow",
+    service: str = "payments",
+    environment: str = "prod",
+    digest: str | None = None,
+    dry_run: bool = False,
+    reasons: tuple[str, ...] = (),
+    at: datetime | None = None,
+) -> Decision:
     """A Decision as the decision core would produce it (before logging)."""
     stamp = (at or T0 + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return Decision(
@@ -34,8 +40,12 @@ def make_decision(
             Reason(code=c, verdict="pause", policy="releasegate.test", message=f"{c} #{n}")  # type: ignore[arg-type]
             for c in reasons
         ],
-        release={"id": f"{service}-1.{n}", "service": service, "environment": environment,
-                 "stage": "deploy"},  # fmt: skip
+        release={
+            "id": f"{service}-1.{n}",
+            "service": service,
+            "environment": environment,
+            "stage": "deploy",
+        },
         artifact={"uri": "ghcr.io/acme/payments", "digest": digest or "sha256:" + "ab" * 32},
         dry_run=dry_run,
         policy=PolicyInfo(revision="r1", digest="sha256:" + "cd" * 32),
@@ -77,8 +87,11 @@ def postgres_url() -> str:
     if not url:
         out = subprocess.run(
             ["bash", str(REPO / "scripts" / "start-postgres.sh")],
-            check=True, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         url = out.stdout.strip().splitlines()[-1]
     return url
 
