@@ -13,7 +13,7 @@ def _is_openvex(report: dict[str, object]) -> bool:
 
 def _is_sarif(report: dict[str, object]) -> bool:
     schema = report.get("$schema")
-    return isinstance(report.get("runs"), list) and (
+    return "runs" in report and (
         report.get("version") == "2.1.0" or (isinstance(schema, str) and "sarif" in schema.lower())
     )
 
@@ -23,9 +23,7 @@ def _is_trivy(report: dict[str, object]) -> bool:
 
 
 def _is_grype(report: dict[str, object]) -> bool:
-    return isinstance(report.get("matches"), list) and (
-        "descriptor" in report or "source" in report
-    )
+    return "matches" in report and ("descriptor" in report or "source" in report)
 
 
 def _is_osv(report: dict[str, object]) -> bool:
