@@ -132,8 +132,8 @@ def test_cache_key_covers_json_formatting_and_trust_root() -> None:
     verifier = ProvenanceVerifier.from_settings()
     [doc] = load_attestation_file(ASSETS / "conformance/happy-path-v0.3/bundle.sigstore.json")
     reordered = dict(reversed(list(doc.items())))
-    verifier.verify(doc, artifact_digest=A_TXT)
-    verifier.verify(reordered, artifact_digest=A_TXT)  # same canonical JSON -> hit
+    verifier.evaluate(doc, artifact_digest=A_TXT)
+    verifier.evaluate(reordered, artifact_digest=A_TXT)  # same canonical JSON -> hit
     assert verifier.cache_stats.hits == 1
     staging = ProvenanceVerifier.from_settings(
         ASSETS / "conformance/rekor2-dsse-happy-path/trusted_root.json"
@@ -151,11 +151,11 @@ def test_cache_is_bounded_lru() -> None:
     ]
     docs = [load_attestation_file(ASSETS / p)[0] for p in paths]
     for doc in docs:
-        verifier.verify(doc, artifact_digest=A_TXT)
+        verifier.evaluate(doc, artifact_digest=A_TXT)
     assert verifier.cache_stats.size == 2
-    verifier.verify(docs[0], artifact_digest=A_TXT)  # evicted -> miss
+    verifier.evaluate(docs[0], artifact_digest=A_TXT)  # evicted -> miss
     assert (verifier.cache_stats.hits, verifier.cache_stats.misses) == (0, 4)
-    verifier.verify(docs[2], artifact_digest=A_TXT)  # most recent -> hit
+    verifier.evaluate(docs[2], artifact_digest=A_TXT)  # most recent -> hit
     assert verifier.cache_stats.hits == 1
     assert cache.stats().max_size == 2
 

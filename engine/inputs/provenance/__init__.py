@@ -66,7 +66,7 @@ def build_provenance_section(
             errors=(FieldError("evidence.attestations", f"at most {limit} allowed"),),
         )
     facts = [
-        verifier.verify(attestation, artifact_digest=artifact_digest, index=i)
+        verifier.evaluate(attestation, artifact_digest=artifact_digest, index=i)
         for i, attestation in enumerate(attestations)
     ]
     return ProvenanceSection(status=SectionStatus.OK, attestations=facts)

@@ -101,7 +101,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
 
 
-def verify_envelope(envelope: Envelope, keys: Sequence[TrustedKey]) -> TrustedKey:
+def find_signing_key(envelope: Envelope, keys: Sequence[TrustedKey]) -> TrustedKey:
     """Return the key that verifies a signature of ``envelope``, or raise ``Rejected``."""
     if not keys:
         raise Rejected("unsupported", "key-signed DSSE envelope, but no public keys are configured")

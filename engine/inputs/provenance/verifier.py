@@ -63,8 +63,12 @@ from engine.inputs.provenance.common import (
     sha256_prefixed,
 )
 from engine.inputs.provenance.common import field as get
-from engine.inputs.provenance.dsse_keys import TrustedKey, load_public_key, parse_envelope
-from engine.inputs.provenance.dsse_keys import verify_envelope as verify_key_envelope
+from engine.inputs.provenance.dsse_keys import (
+    TrustedKey,
+    find_signing_key,
+    load_public_key,
+    parse_envelope,
+)
 from engine.inputs.provenance.identity import RecordIdentityOnly, signer_facts
 from engine.inputs.provenance.intoto import parse_statement
 from engine.inputs.provenance.slsa import slsa_facts, vsa_facts
@@ -145,10 +149,14 @@ class ProvenanceVerifier:
         """Cache hit/miss counters (exported as metrics by the service)."""
         return self._cache.stats()
 
-    def verify(
+    def evaluate(
         self, attestation: Mapping[str, Any], *, artifact_digest: str, index: int = 0
     ) -> AttestationFact:
-        """Verify one attestation for the artifact; every outcome is a fact, never a raise."""
+        """Verify one attestation for the artifact into a fact; every outcome is a fact.
+
+        Never raises for bad input: malformed, failing and unsupported attestations come
+        back with ``verification`` = ``invalid`` / ``failed`` / ``unsupported``.
+        """
         try:
             # 1. Bound nesting and size before anything else looks at the document.
             check_depth(attestation, limits=self.limits, what="attestation")
@@ -232,7 +240,7 @@ class ProvenanceVerifier:
         draft.update(content="dsse", method="key")
         envelope = parse_envelope(doc)
         draft["payload_type"] = envelope.payload_type
-        trusted = verify_key_envelope(envelope, self._keys)
+        trusted = find_signing_key(envelope, self._keys)
         draft["signer"] = {"key_id": trusted.name}
         self._statement(envelope.payload_type, envelope.payload, artifact, draft)
 
