@@ -16,6 +16,9 @@ from pathlib import Path
 from engine.errors import FieldError, InputError
 from engine.inputs.scans.access import input_error, json_type_name
 
+_MAX_INT = 2**63
+"""Larger integers are not JSON numbers any scanner writes (and break float conversion)."""
+
 _Path = tuple[object, str | int] | None
 """A location as a linked list ``(parent, key)``, so walking costs O(1) per node."""
 
@@ -82,7 +85,10 @@ def check_report(
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise input_error(report_label, _render(path, root), "number is not finite")
-        elif value is not None and not isinstance(value, str | int):
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > _MAX_INT:
+                raise input_error(report_label, _render(path, root), "integer out of range")
+        elif value is not None and not isinstance(value, str | bool):
             raise input_error(
                 report_label, _render(path, root), f"not a JSON value ({type(value).__name__})"
             )

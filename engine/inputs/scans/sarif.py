@@ -27,7 +27,7 @@ from engine.inputs.scans.normalize import (
 from engine.models.vulnerabilities import Severity
 
 _TAG_SEVERITY: Final[dict[str, Severity]] = {s: s for s in SEVERITIES}
-_MESSAGE_FIELD: Final = re.compile(r"^(Package|Installed Version|Fixed Version): *(.*?) *$", re.M)
+_MESSAGE_FIELD: Final = re.compile(r"^(Package|Installed Version|Fixed Version):(.*)$", re.M)
 
 
 def _rules(driver: Node) -> tuple[list[Node], dict[str, Node]]:
@@ -75,7 +75,8 @@ def _finding(result: Node, rule: Node | None, source: str) -> RawFinding | None:
         rule_id = rule.child("id").opt_str()
     if rule_id is None:
         result.child("ruleId").fail("is required (no ruleId, rule.id or rule at ruleIndex)")
-    fields = dict(_MESSAGE_FIELD.findall(result.child("message").child("text").opt_str() or ""))
+    message = result.child("message").child("text").opt_str() or ""
+    fields = {key: value.strip() for key, value in _MESSAGE_FIELD.findall(message)}
     properties = rule.child("properties") if rule is not None else None
     score = vector = None
     if properties is not None:
