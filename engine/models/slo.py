@@ -12,7 +12,11 @@ from engine.models.common import SectionStatus, StrictModel
 class MetricFact(StrictModel):
     """One number read from Prometheus, with the query that produced it.
 
-    ``value`` is ``None`` when the query returned no data or NaN: never read as zero.
+    ``value`` is ``None`` when the query returned no data or NaN/Inf: never read as zero.
+    ``points`` is the number of samples in Prometheus's answer to the instant query: ``0`` is
+    no data at all, ``1`` with ``value`` ``None`` is NaN (e.g. 0/0 when there was no traffic).
+    ``range`` is the window the query looks back over and ``evaluated_at`` the RFC 3339
+    evaluation time: running ``query`` at that time reproduces ``value``.
     """
 
     value: float | None
@@ -50,6 +54,8 @@ class SloSection(StrictModel):
     message: str | None = None
     objective: float | None = None
     window: str | None = None
+    source: str | None = None
+    """The Prometheus the facts were read from."""
     budget_remaining: MetricFact | None = None
     burn_rates: list[BurnRateFact] = Field(default_factory=list)
     canary: CanaryFact | None = None
