@@ -28,7 +28,7 @@ from engine.inputs.scans.detect import resolve_format
 from engine.inputs.scans.grype import parse_grype
 from engine.inputs.scans.limits import ScanLimits, check_report, load_scan_file
 from engine.inputs.scans.normalize import ParsedReport, parse_purl
-from engine.inputs.scans.openvex import VexStatement, parse_openvex, select_statement
+from engine.inputs.scans.openvex import VexIndex, VexStatement, parse_openvex
 from engine.inputs.scans.osv import parse_osv
 from engine.inputs.scans.sarif import parse_sarif
 from engine.inputs.scans.trivy import parse_trivy
@@ -117,12 +117,11 @@ def build_vulnerabilities_section(
     # 4. De-duplicate.
     merged = merge_findings(raw)
     # 5. OpenVEX: the latest statement covering a finding decides.
+    vex_index = VexIndex(statements)
     for finding in merged:
-        if finding.suppressed or not statements:
+        if finding.suppressed or not vex_index:
             continue
-        decision = select_statement(
-            statements, {i.upper() for i in finding.ids}, parse_purl(finding.purl)
-        )
+        decision = vex_index.select({i.upper() for i in finding.ids}, parse_purl(finding.purl))
         if decision is None:
             continue
         finding.vex_status, finding.vex_justification = decision.status, decision.justification

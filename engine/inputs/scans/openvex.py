@@ -144,11 +144,24 @@ def parse_openvex(root: Node, *, doc_index: int) -> tuple[ParsedReport, list[Vex
     return report, statements
 
 
-def select_statement(
-    statements: list[VexStatement], ids: set[str], purl: Purl | None
-) -> VexStatement | None:
-    """The statement that decides for a finding: the latest of those covering it."""
-    covering = [s for s in statements if s.covers(ids, purl)]
-    if not covering:
-        return None
-    return max(covering, key=lambda s: (s.timestamp, s.order))
+class VexIndex:
+    """Statements indexed by vulnerability id, so matching costs O(statements per id)."""
+
+    def __init__(self, statements: list[VexStatement]) -> None:
+        self._by_id: dict[str, list[VexStatement]] = {}
+        for statement in statements:
+            for vuln_id in statement.ids:
+                self._by_id.setdefault(vuln_id, []).append(statement)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_id)
+
+    def select(self, ids: set[str], purl: Purl | None) -> VexStatement | None:
+        """The statement that decides for a finding: the latest of those covering it."""
+        if purl is None:
+            return None
+        candidates = {id(s): s for i in ids for s in self._by_id.get(i, ())}
+        covering = [s for s in candidates.values() if s.covers(ids, purl)]
+        if not covering:
+            return None
+        return max(covering, key=lambda s: (s.timestamp, s.order))
