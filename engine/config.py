@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     """Policy bundle (.tar.gz) or directory; default: the committed signed bundle."""
     bundle_public_key: Path | None = None
     bundle_key_id: str = "releasegate"
-    bundle_signing_alg: str = "ES256"
+    bundle_signing_alg: str = "EdDSA"
     eval_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     # Evidence
@@ -93,11 +93,6 @@ class Settings(BaseSettings):
         if DEFAULT_POLICY_DIR.is_dir():
             return PolicySource(path=DEFAULT_POLICY_DIR)
         raise ConfigError("no policy bundle configured (set RELEASEGATE_BUNDLE)")
-
-    @property
-    def log_url(self) -> str:
-        """The decision log database URL."""
-        return self.database_url or f"sqlite:///{self.state_dir / 'releasegate.db'}"
 
 
 def build_settings(**overrides: Any) -> Settings:

@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import rfc8785
 import uuid6
 
 from engine.engines.base import PolicyEngine
 from engine.errors import PolicyError, PolicyEvalError
 from engine.inputs.base import FactProviders
-from engine.models.common import Verdict
+from engine.log.canonical import canonical_bytes
+from engine.models.common import Verdict, quantize_ns
 from engine.models.decision import Decision, PolicyResult, Reason
 from engine.models.inputs import AdmissionSection, ArtifactFacts, InputDocumentV1, ReleaseFacts
 from engine.models.request import DecisionRequestV1
@@ -47,7 +47,7 @@ class DecisionRecorder(Protocol):
 
 def input_digest(document: Mapping[str, Any]) -> str:
     """``sha256:`` of the RFC 8785 canonical JSON of the input document."""
-    return "sha256:" + hashlib.sha256(rfc8785.dumps(dict(document))).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_bytes(dict(document))).hexdigest()
 
 
 def format_timestamp(now_ns: int) -> str:
@@ -149,7 +149,7 @@ class DecisionPipeline:
         admission: AdmissionSection | None = None,
     ) -> Decision:
         """Decide one request and record it (when a recorder is configured)."""
-        now_ns = self._clock()
+        now_ns = quantize_ns(self._clock())
         document = self.build_input(
             request, now_ns=now_ns, caller=caller, adapter=adapter, admission=admission
         )

@@ -93,5 +93,18 @@ def open_runtime(
 
 
 def open_local_runtime(settings: Settings) -> Runtime:
-    """The runtime of ``check --local``: managed OPA, local state directory."""
-    return open_runtime(settings)
+    """The runtime of ``check --local``: managed OPA, the state directory's signed log.
+
+    ``check --local`` records its decision like the service does (no verdict without a
+    record), so the admission webhook of an embedded deployment can reuse it.
+    """
+    from engine.log import open_decision_log
+
+    log = open_decision_log(settings.state_dir, database_url=settings.database_url)
+    try:
+        runtime = open_runtime(settings, recorder=log)
+    except BaseException:
+        log.close()
+        raise
+    runtime.closers.append(log)
+    return runtime

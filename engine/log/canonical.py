@@ -20,14 +20,38 @@ ZERO_HASH = "sha256:" + "0" * 64
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
+_SAFE_INT = 2**53 - 1
+
+
+def _as_jcs_numbers(value: Any) -> Any:
+    """Integers beyond 2**53 become the IEEE 754 double they denote, when that is exact.
+
+    RFC 8785 numbers are doubles; the ``rfc8785`` package refuses large Python ints rather
+    than round them. An exactly representable one (e.g. a quantized nanosecond timestamp,
+    see ``engine.models.common.NS_QUANTUM``) serializes to the same digits as a double.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > _SAFE_INT:
+        as_float = float(value)
+        if int(as_float) != value:
+            raise InputError(f"integer {value} is not exactly representable in RFC 8785 JSON")
+        return as_float
+    if isinstance(value, dict):
+        return {k: _as_jcs_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_jcs_numbers(v) for v in value]
+    return value
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Serialize ``value`` as RFC 8785 (JCS) canonical JSON bytes.
 
     Raises :class:`InputError` for values JSON cannot represent canonically (NaN,
-    infinities, integers beyond IEEE 754 double precision, non-string keys).
+    infinities, integers not exactly representable as IEEE 754 doubles, non-string keys).
     """
     with map_errors(InputError, "value cannot be canonicalized (RFC 8785)"):
-        return rfc8785.dumps(value)
+        return rfc8785.dumps(_as_jcs_numbers(value))
 
 
 def sha256_ref(data: bytes) -> str:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from engine.models.common import SectionStatus, StrictModel
+from engine.models.common import SectionStatus, StrictModel, TimestampNs
 
 ApprovalKind = Literal["approve", "break_glass", "revoke"]
 
@@ -24,8 +24,8 @@ class ApprovalFact(StrictModel):
     comment: str | None = None
     ticket: str | None = None
     revokes: str | None = None
-    created_ns: int
-    expires_ns: int
+    created_ns: TimestampNs
+    expires_ns: TimestampNs
 
 
 class ApprovalsSection(StrictModel):

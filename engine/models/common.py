@@ -5,12 +5,29 @@ from __future__ import annotations
 import enum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Sha256Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 """``sha256:`` followed by 64 lowercase hex characters."""
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+NS_QUANTUM = 1024
+"""Nanosecond timestamps are multiples of 1024 ns (about 1 µs).
+
+NOTE(lead): RFC 8785 treats every JSON number as an IEEE 754 double. A nanosecond timestamp
+(about 1.8e18) is above 2**53, so it survives canonicalization exactly only when the double
+it denotes is exact; every multiple of 1024 below 2**62 (the year 2116) is. Quantizing keeps
+``now_ns`` an integer for Rego's time built-ins and the canonical input digest exact."""
+
+
+def quantize_ns(value: int) -> int:
+    """Round a nanosecond timestamp down to a multiple of :data:`NS_QUANTUM`."""
+    return value - (value % NS_QUANTUM)
+
+
+TimestampNs = Annotated[int, Field(ge=0, lt=2**62), AfterValidator(quantize_ns)]
+"""Nanoseconds since the Unix epoch, quantized (see :data:`NS_QUANTUM`)."""
 
 
 class StrictModel(BaseModel):

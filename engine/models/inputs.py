@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from engine.models.approvals import ApprovalsSection
-from engine.models.common import NonEmptyStr, Sha256Digest, Stage, StrictModel
+from engine.models.common import NonEmptyStr, Sha256Digest, Stage, StrictModel, TimestampNs
 from engine.models.provenance import ProvenanceSection
 from engine.models.slo import SloSection
 from engine.models.vulnerabilities import VulnerabilitiesSection
@@ -68,7 +68,7 @@ class InputDocumentV1(StrictModel):
     """Everything the policy may look at, and nothing else."""
 
     schema_version: Literal[1] = INPUT_SCHEMA_VERSION
-    now_ns: int
+    now_ns: TimestampNs
     adapter: Literal["cli", "api", "admission", "argo-rollouts", "flagger", "replay"] = "cli"
     release: ReleaseFacts
     artifact: ArtifactFacts
