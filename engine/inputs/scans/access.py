@@ -33,8 +33,14 @@ def json_type_name(value: object) -> str:
 
 
 def input_error(report: str, loc: str, problem: str) -> InputError:
-    """An ``InputError`` for one field of one report (``report`` is ``evidence.scans[i]``)."""
-    return InputError(f"{report}: {loc}: {problem}", errors=[FieldError(loc, problem)])
+    """An ``InputError`` for one field of one report (``report`` is ``evidence.scans[i]``).
+
+    The message names the report and the field relative to it
+    (``evidence.scans[2]: Results[0].Severity: expected a string, got a number``); the
+    ``FieldError`` carries the full location.
+    """
+    inside = loc.removeprefix(f"{report}.report.") if loc != f"{report}.report" else "report"
+    return InputError(f"{report}: {inside}: {problem}", errors=[FieldError(loc, problem)])
 
 
 class Node:

@@ -55,6 +55,10 @@ def sniff(report: dict[str, object]) -> ScanFormat | None:
 def resolve_format(declared: ScanFormat, root: Node) -> ScanFormat:
     """The format to parse with: the sniffed one for ``auto``; a declared format must not
     contradict what the report evidently is."""
+    try:
+        declared = ScanFormat(declared)
+    except ValueError:
+        root.fail(f"unknown format {declared!r}")
     report = root.value
     if not isinstance(report, dict):
         root.fail("expected an object")
