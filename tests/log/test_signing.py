@@ -1,0 +1,136 @@
+"""Canonical JSON, Ed25519 keys, key ids, the key ring and key files."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.errors import ConfigError, InputError, SignatureError
+from engine.log.canonical import canonical_bytes, digest_bytes, sha256_ref
+from engine.log.keystore import (
+    KEYRING_FILE,
+    PRIVATE_KEY_FILE,
+    generate_signing_key,
+    keys_dir,
+    load_signing_key,
+)
+from engine.log.signing import Ed25519Signer, KeyRing, key_id_for, raw_public_bytes
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def test_canonical_json_is_rfc8785() -> None:
+    # RFC 8785 §3.2.2/3.2.3: sorted keys by UTF-16 code units, no whitespace, ES6 numbers.
+    value = {"b": [1, 1.5e30, "\u20ac"], "a": {"z": None, "y": True}, "\u00e9": 1.0}
+    assert canonical_bytes(value) == '{"a":{"y":true,"z":null},"b":[1,1.5e+30,"€"],"é":1}'.encode()
+
+
+def test_canonical_rejects_nan_naming_the_problem() -> None:
+    with pytest.raises(InputError, match="canonicalized"):
+        canonical_bytes({"x": float("nan")})
+
+
+def test_digest_helpers() -> None:
+    ref = sha256_ref(b"abc")
+    assert ref == "sha256:" + hashlib.sha256(b"abc").hexdigest()
+    assert digest_bytes(ref) == hashlib.sha256(b"abc").digest()
+    with pytest.raises(InputError, match="record_hash"):
+        digest_bytes("sha256:XYZ", what="record_hash")
+
+
+@given(json_values)
+def test_canonical_sign_verify_round_trip(value: object) -> None:
+    signer = _SIGNER
+    data = canonical_bytes(value)
+    assert canonical_bytes(json.loads(data)) == data
+    ring = KeyRing()
+    ring.add(signer.public_key)
+    ring.verify(signer.key_id, data, signer.sign(data))
+
+
+_SIGNER = Ed25519Signer.generate()
+
+
+def test_key_id_is_sha256_of_raw_public_key() -> None:
+    signer = Ed25519Signer.generate()
+    raw = signer.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert len(raw) == 32 and raw == raw_public_bytes(signer.public_key)
+    assert signer.key_id == hashlib.sha256(raw).hexdigest() == key_id_for(signer.public_key)
+
+
+def test_keyring_json_round_trip_and_pem() -> None:
+    a, b = Ed25519Signer.generate(), Ed25519Signer.generate()
+    ring = KeyRing()
+    ring.add(a.public_key, created="2026-01-01T00:00:00Z")
+    ring.add(b.public_key)
+    doc = ring.to_json()
+    assert [k["key_id"] for k in doc["keys"]] == [a.key_id, b.key_id]
+    assert {k["alg"] for k in doc["keys"]} == {"Ed25519"}
+    again = KeyRing.from_text(json.dumps(doc))
+    assert a.key_id in again and b.key_id in again
+    pem = doc["keys"][0]["public_key_pem"]
+    only_a = KeyRing.from_text(pem)
+    assert len(only_a) == 1 and a.key_id in only_a
+    only_a.verify(a.key_id, b"x", a.sign(b"x"))
+    with pytest.raises(SignatureError, match="does not verify"):
+        only_a.verify(a.key_id, b"y", a.sign(b"x"))
+    with pytest.raises(SignatureError, match="unknown key id"):
+        only_a.verify(b.key_id, b"x", b.sign(b"x"))
+
+
+def test_keyring_rejects_a_lying_key_id_and_garbage() -> None:
+    a, b = Ed25519Signer.generate(), Ed25519Signer.generate()
+    ring = KeyRing()
+    ring.add(a.public_key)
+    doc = ring.to_json()
+    doc["keys"][0]["key_id"] = b.key_id
+    with pytest.raises(InputError, match=r"keys\[0\].key_id"):
+        KeyRing.from_json(json.dumps(doc))
+    with pytest.raises(InputError, match="keys"):
+        KeyRing.from_json('{"nokeys": 1}')
+    with pytest.raises(InputError, match="PEM"):
+        KeyRing.from_text("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
+
+
+def test_generate_writes_0600_private_key_and_rotation_keeps_old_public_keys(
+    tmp_path: Path,
+) -> None:
+    first = generate_signing_key(tmp_path)
+    private = keys_dir(tmp_path) / PRIVATE_KEY_FILE
+    assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
+    second = generate_signing_key(tmp_path)
+    signer, ring = load_signing_key(tmp_path, create=False)
+    assert signer.key_id == second.key_id != first.key_id
+    assert first.key_id in ring and second.key_id in ring
+    # The old key still verifies what it signed.
+    ring.verify(first.key_id, b"old record", first.sign(b"old record"))
+    on_disk = json.loads((keys_dir(tmp_path) / KEYRING_FILE).read_text())
+    assert {k["key_id"] for k in on_disk["keys"]} == {first.key_id, second.key_id}
+
+
+def test_missing_or_bad_key_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="keys generate"):
+        load_signing_key(tmp_path, create=False)
+    signer, _ = load_signing_key(tmp_path, create=True)
+    assert (keys_dir(tmp_path) / PRIVATE_KEY_FILE).exists()
+    (keys_dir(tmp_path) / PRIVATE_KEY_FILE).write_text("not a key")
+    with pytest.raises(ConfigError, match="signing key .* is invalid"):
+        load_signing_key(tmp_path, create=False)
+    (keys_dir(tmp_path) / PRIVATE_KEY_FILE).unlink()
+    (keys_dir(tmp_path) / PRIVATE_KEY_FILE).mkdir()
+    with pytest.raises(ConfigError, match="unreadable"):
+        load_signing_key(tmp_path, create=False)
+    assert base64.b64decode(base64.b64encode(signer.sign(b"x")))
