@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
+from prometheus_fixture import PrometheusServer, Series, prometheus_with
 
 from engine.inputs.slo import SloConfig, SloProvider
 from engine.models.common import SectionStatus
 from engine.models.inputs import ReleaseFacts
 from engine.models.slo import MetricFact, SloSection
-from prometheus_fixture import PrometheusServer, Series, prometheus_with
 
 pytestmark = pytest.mark.prometheus
 
@@ -369,3 +370,50 @@ def test_policy_empty_results_are_no_data_never_allow(provider: SloProvider) -> 
 def test_policy_prometheus_error_is_unavailable(provider: SloProvider) -> None:
     rel = release("broken")
     assert findings(provider.collect(rel, now=T), rel, []) == {"slo_unavailable:pause"}
+
+
+# --- caching ---
+
+
+class CountingSession(requests.Session):
+    """A real session that counts the HTTP requests it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.sent += 1
+        return super().request(*args, **kwargs)
+
+
+def test_results_are_cached_per_service_release_for_the_ttl(prometheus: PrometheusServer) -> None:
+    session = CountingSession()
+    now = [100.0]
+    with SloProvider(load_config(prometheus.url), clock=lambda: now[0], session=session) as p:
+        first = p.collect(release("checkout"), now=T)
+        assert session.sent == 9  # budget + 4 pairs x 2 windows
+        now[0] += 14.9  # the default TTL is 15 s
+        assert p.collect(release("checkout", stage="promote"), now=T) is first
+        assert session.sent == 9
+        p.collect(release("legacy"), now=T)  # another service is read on its own
+        assert session.sent == 18
+        other = release("checkout").model_copy(update={"id": "checkout-1.4.3"})
+        p.collect(other, now=T)  # and so is another release of the same service
+        assert session.sent == 27
+        now[0] += 0.1
+        again = p.collect(release("checkout"), now=T)
+        assert session.sent == 36
+        assert again == first and again is not first
+
+
+def test_release_values_cannot_inject_promql(provider: SloProvider) -> None:
+    # ghost's cohorts select release_id="{release_id}": a crafted id must stay a string.
+    rel = release("ghost").model_copy(update={"id": 'x"} or vector(1) or x{a="'})
+    section = provider.collect(rel, now=T)
+    assert section.status is SectionStatus.OK
+    assert section.canary is not None
+    assert (section.canary.canary_requests.value, section.canary.canary_requests.points) == (
+        None,
+        0,
+    )

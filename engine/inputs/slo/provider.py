@@ -121,6 +121,7 @@ class SloProvider:
         retry = Retry(
             total=prom.retries,
             backoff_factor=0.1,
+            read=False,  # a query that timed out is not re-sent: it would likely time out again
             status_forcelist=(502, 503, 504),
             raise_on_status=False,
         )
@@ -264,6 +265,8 @@ class SloProvider:
             # NOTE(slo): prometheus-api-client 0.7.2 annotates `timeout` as int but hands it to
             # requests unchanged, which takes float seconds (connect and read timeouts).
             return self._client.custom_query(expr, params=params, timeout=cast(int, timeout))
+        except requests.JSONDecodeError as exc:
+            raise _Unavailable(f"Prometheus at {url} sent a malformed answer") from exc
         except requests.Timeout as exc:
             raise _Unavailable(f"Prometheus at {url} did not answer within {timeout:g}s") from exc
         except requests.RequestException as exc:
