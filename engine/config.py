@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    client_cert_roles: dict[str, list[str]] = Field(default_factory=dict)
+    """Mutual TLS: client certificate common name -> roles (unmapped names need a token)."""
+    auth_failure_limit: int = Field(default=10, gt=0)
+    """Failed authentication attempts allowed per client address per window (then 429)."""
+    auth_failure_window_s: int = Field(default=60, gt=0)
+    vsa_verifier_id: str = "https://releasegate.dev/verifier/v1"
+    """``predicate.verifier.id`` of the VSAs the service signs."""
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:

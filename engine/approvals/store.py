@@ -1,0 +1,176 @@
+"""The append-only approval store (table ``approvals``, in the decision log's database).
+
+Rows are only ever inserted: never updated, never deleted. A revocation is a new record of
+kind ``revoke`` naming the record it revokes. Whether an approval *counts* (roles, expiry,
+revocation, separation of duties) is decided in Rego (``releasegate.approvals``); this
+module only records who said what, when, and until when.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import uuid6
+from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, insert, select
+
+from engine.auth.sql import make_engine
+from engine.errors import FieldError, InputError, StoreError, map_errors
+from engine.models.approvals import ApprovalFact, ApprovalKind, ApprovalsSection
+from engine.models.common import SectionStatus
+from engine.models.inputs import ArtifactFacts, ReleaseFacts
+
+NS = 1_000_000_000
+MAX_RECORDS_PER_RELEASE = 1000
+
+metadata = MetaData()
+
+approvals_table = Table(
+    "approvals",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("approver", String(1024), nullable=False),
+    Column("approver_roles", Text, nullable=False),
+    Column("release_id", String(1024), nullable=False),
+    Column("artifact_digest", String(80), nullable=False),
+    Column("environment", String(1024), nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("ticket", String(1024), nullable=True),
+    Column("revokes", String(64), nullable=True),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("expires_ns", BigInteger, nullable=False),
+    Index("ix_approvals_release", "release_id", "created_ns"),
+)
+
+
+@dataclass(frozen=True)
+class ApprovalInput:
+    """What an approver asks to record (the API body, minus who they are)."""
+
+    release_id: str
+    artifact_digest: str
+    environment: str
+    kind: ApprovalKind = "approve"
+    revokes: str | None = None
+    comment: str | None = None
+    ticket: str | None = None
+    expires_in_s: int | None = None
+
+
+class ApprovalStore:
+    """Records approvals and serves them to the pipeline (an ``ApprovalProvider``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        default_ttl_s: int,
+        max_ttl_s: int,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.default_ttl_s = default_ttl_s
+        self.max_ttl_s = max_ttl_s
+        self._clock = clock
+        with map_errors(StoreError, "cannot open the approval store"):
+            self._engine = make_engine(url)
+            metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        """Release the connections."""
+        self._engine.dispose()
+
+    def _ttl(self, requested: int | None) -> int:
+        if requested is None:
+            return self.default_ttl_s
+        if requested <= 0 or requested > self.max_ttl_s:
+            raise InputError(
+                f"expires_in_s: must be between 1 and {self.max_ttl_s} seconds",
+                errors=[
+                    FieldError(
+                        "body.expires_in_s",
+                        f"must be between 1 and the maximum {self.max_ttl_s}",
+                    )
+                ],
+            )
+        return requested
+
+    def record(
+        self, request: ApprovalInput, *, approver: str, approver_roles: Sequence[str]
+    ) -> ApprovalFact:
+        """Append one record; returns it. ``InputError`` for an inconsistent request."""
+        # 1. A revocation names an existing record of the same release; nothing else may.
+        if request.kind == "revoke":
+            if not request.revokes:
+                raise InputError(
+                    "revokes: required for kind revoke",
+                    errors=[FieldError("body.revokes", "required for kind revoke")],
+                )
+            target = self.get(request.revokes)
+            if target is None or target.release_id != request.release_id:
+                raise InputError(
+                    f"revokes: no approval {request.revokes} for release {request.release_id}",
+                    errors=[FieldError("body.revokes", "no such approval for this release")],
+                )
+        elif request.revokes is not None:
+            raise InputError(
+                "revokes: only a record of kind revoke may name one",
+                errors=[FieldError("body.revokes", "only allowed with kind revoke")],
+            )
+        # 2. Expiry: the default, or the requested one if it does not exceed the maximum.
+        ttl = self._ttl(request.expires_in_s)
+        now = self._clock()
+        fact = ApprovalFact(
+            id=str(uuid6.uuid7()),
+            kind=request.kind,
+            approver=approver,
+            approver_roles=sorted(set(approver_roles)),
+            release_id=request.release_id,
+            artifact_digest=request.artifact_digest,
+            environment=request.environment,
+            comment=request.comment,
+            ticket=request.ticket,
+            revokes=request.revokes,
+            created_ns=now,
+            expires_ns=now + ttl * NS,
+        )
+        # 3. Insert only: the store never updates or deletes a record.
+        row = fact.model_dump()
+        row["approver_roles"] = json.dumps(fact.approver_roles)
+        with map_errors(StoreError, "cannot record the approval"), self._engine.begin() as conn:
+            conn.execute(insert(approvals_table).values(**row))
+        return fact
+
+    def get(self, approval_id: str) -> ApprovalFact | None:
+        """One record by id."""
+        stmt = select(approvals_table).where(approvals_table.c.id == approval_id)
+        with map_errors(StoreError, "cannot read approvals"), self._engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return None if row is None else _fact(dict(row))
+
+    def for_release(self, release_id: str) -> list[ApprovalFact]:
+        """Every record about ``release_id``, oldest first (revocations included)."""
+        stmt = (
+            select(approvals_table)
+            .where(approvals_table.c.release_id == release_id)
+            .order_by(approvals_table.c.created_ns, approvals_table.c.id)
+            .limit(MAX_RECORDS_PER_RELEASE)
+        )
+        with map_errors(StoreError, "cannot read approvals"), self._engine.connect() as conn:
+            return [_fact(dict(row)) for row in conn.execute(stmt).mappings()]
+
+    def collect(self, release: ReleaseFacts, artifact: ArtifactFacts) -> ApprovalsSection:
+        """The ``approvals`` section: every record of the release; ``unavailable`` on error."""
+        try:
+            records = self.for_release(release.id)
+        except StoreError as exc:
+            # Fail closed: Rego sees no usable approvals and pauses.
+            return ApprovalsSection(status=SectionStatus.UNAVAILABLE, message=str(exc))
+        return ApprovalsSection(status=SectionStatus.OK, records=records)
+
+
+def _fact(row: dict[str, object]) -> ApprovalFact:
+    row["approver_roles"] = json.loads(str(row["approver_roles"]))
+    return ApprovalFact.model_validate(row)

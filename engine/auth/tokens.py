@@ -1,0 +1,161 @@
+"""Bearer tokens: random secrets shown once, stored only as SHA-256 hashes.
+
+A token is ``rgt_`` followed by 32 random bytes, base64url (``secrets.token_urlsafe``). The
+store keeps ``sha256(token)`` with the subject, roles, creation time and revocation time;
+the token itself is never written anywhere. A token's id (its hash's first 16 hex digits)
+names it in ``token list`` and ``token revoke``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
+
+from engine.auth.sql import make_engine
+from engine.errors import InputError, StoreError, map_errors
+
+TOKEN_PREFIX = "rgt_"
+ROLES = ("ci", "admission", "rollout", "approver", "auditor", "admin")
+"""Every role of contract §5."""
+
+metadata = MetaData()
+
+tokens_table = Table(
+    "auth_tokens",
+    metadata,
+    Column("token_id", String(16), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("subject", String(1024), nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("revoked", String(32), nullable=True),
+)
+
+
+def hash_token(token: str) -> str:
+    """Hex SHA-256 of the token text."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the store knows about a token (never the token)."""
+
+    token_id: str
+    subject: str
+    roles: frozenset[str]
+    created: str
+    revoked: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """For ``token list --format json``."""
+        return {
+            "token_id": self.token_id,
+            "subject": self.subject,
+            "roles": sorted(self.roles),
+            "created": self.created,
+            "revoked": self.revoked,
+        }
+
+
+def check_roles(roles: list[str]) -> frozenset[str]:
+    """Refuse unknown or missing roles."""
+    if not roles:
+        raise InputError("--role: at least one role is required")
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise InputError(f"--role: unknown role {unknown[0]!r} (one of {', '.join(ROLES)})")
+    return frozenset(roles)
+
+
+class TokenStore:
+    """Token hashes in the service database (table ``auth_tokens``)."""
+
+    def __init__(self, url: str) -> None:
+        with map_errors(StoreError, "cannot open the token store"):
+            self._engine = make_engine(url)
+            metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        """Release the connections."""
+        self._engine.dispose()
+
+    def create(self, subject: str, roles: list[str]) -> tuple[str, TokenInfo]:
+        """A new token for ``subject``; returns the token (shown once) and its info."""
+        if not subject.strip():
+            raise InputError("--subject: must not be empty")
+        checked = check_roles(roles)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        digest = hash_token(token)
+        info = TokenInfo(digest[:16], subject, checked, _now(), None)
+        row = {
+            "token_id": info.token_id,
+            "token_hash": digest,
+            "subject": subject,
+            "roles": json.dumps(sorted(checked)),
+            "created": info.created,
+            "revoked": None,
+        }
+        with map_errors(StoreError, "cannot store the token"), self._engine.begin() as conn:
+            conn.execute(insert(tokens_table).values(**row))
+        return token, info
+
+    def authenticate(self, token: str) -> TokenInfo | None:
+        """The live token's info, or None (unknown, malformed or revoked)."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 256:
+            return None
+        digest = hash_token(token)
+        stmt = select(tokens_table).where(tokens_table.c.token_hash == digest)
+        with map_errors(StoreError, "cannot read the token store"), self._engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        # NOTE: the lookup is by hash; the compare is constant-time anyway, so that nothing
+        # about a near-miss leaks through timing even if the index lookup changes.
+        if row is None or not hmac.compare_digest(str(row["token_hash"]), digest):
+            return None
+        info = _info(row)
+        return None if info.revoked else info
+
+    def list(self) -> list[TokenInfo]:
+        """Every token, oldest first."""
+        stmt = select(tokens_table).order_by(tokens_table.c.created, tokens_table.c.token_id)
+        with map_errors(StoreError, "cannot read the token store"), self._engine.connect() as conn:
+            return [_info(row) for row in conn.execute(stmt).mappings()]
+
+    def revoke(self, token_id: str) -> TokenInfo:
+        """Mark a token revoked (idempotent); ``InputError`` if there is no such token."""
+        table = tokens_table
+        with map_errors(StoreError, "cannot update the token store"), self._engine.begin() as conn:
+            row = conn.execute(select(table).where(table.c.token_id == token_id)).mappings().first()
+            if row is None:
+                raise InputError(f"token id {token_id!r}: no such token")
+            if row["revoked"] is None:
+                conn.execute(
+                    update(table).where(table.c.token_id == token_id).values(revoked=_now())
+                )
+            row = conn.execute(select(table).where(table.c.token_id == token_id)).mappings().one()
+        return _info(row)
+
+    def count_active(self) -> int:
+        """How many tokens are not revoked."""
+        return sum(1 for t in self.list() if t.revoked is None)
+
+
+def _info(row: object) -> TokenInfo:
+    r = dict(row)  # type: ignore[call-overload]
+    return TokenInfo(
+        token_id=str(r["token_id"]),
+        subject=str(r["subject"]),
+        roles=frozenset(json.loads(r["roles"])),
+        created=str(r["created"]),
+        revoked=None if r["revoked"] is None else str(r["revoked"]),
+    )
