@@ -382,7 +382,7 @@ class CountingSession(requests.Session):
         super().__init__()
         self.sent = 0
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         self.sent += 1
         return super().request(*args, **kwargs)
 
