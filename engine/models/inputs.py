@@ -55,6 +55,10 @@ class AdmissionSection(StrictModel):
 
     operation: str
     kind: str
+    group: str = ""
+    """API group of the object (``""`` for the core group, ``apps``, ``argoproj.io``...)."""
+    supported: bool = True
+    """False when the adapter does not know where this kind keeps its pod template."""
     namespace: str | None = None
     name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
