@@ -40,7 +40,7 @@ def _get_json(url: str, token: str | None) -> Any:
 
 
 def export_from_server(
-    server: str, out: TextIO, *, token: str | None, page_size: int = PAGE_SIZE
+    server: str, out: TextIO, *, token: str | None, page_size: int | None = None
 ) -> SignedCheckpoint:
     """Write an export of the server's log to ``out``; returns its checkpoint."""
     if not server.startswith(("http://", "https://")):
@@ -50,7 +50,7 @@ def export_from_server(
     records: dict[int, dict[str, Any]] = {}
     cursor: str | None = None
     while True:
-        query = {"limit": str(page_size)} | ({"cursor": cursor} if cursor else {})
+        query = {"limit": str(page_size or PAGE_SIZE)} | ({"cursor": cursor} if cursor else {})
         page = _get_json(f"{base}/v1/decisions?{urllib.parse.urlencode(query)}", token)
         if not isinstance(page, dict) or not isinstance(page.get("records"), list):
             raise LogError("GET /v1/decisions: expected {records, next_cursor}")

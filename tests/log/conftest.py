@@ -97,7 +97,7 @@ def postgres_url() -> str:
 
 
 @pytest.fixture
-def pg_database(postgres_url: str) -> str:
+def pg_database(postgres_url: str) -> Iterator[str]:
     """A fresh, empty database on the test server (dropped afterwards)."""
     import psycopg
 

@@ -55,8 +55,9 @@ def test_open_note_rejects_tampering_and_unknown_keys() -> None:
     ring = KeyRing()
     ring.add(signer.public_key)
     with pytest.raises(SignatureError, match="does not verify"):
-        open_note(GO_NOTE.replace("cryptography", "cryptographx"), key_name="PeterNeumann",
-                  keyring=ring)  # fmt: skip
+        open_note(
+            GO_NOTE.replace("cryptography", "cryptographx"), key_name="PeterNeumann", keyring=ring
+        )
     other = KeyRing()
     other.add(Ed25519Signer.generate().public_key)
     with pytest.raises(SignatureError, match="no signature by a known key"):

@@ -70,10 +70,17 @@ def test_query_filters_and_cursor_pages_newest_first(log: DecisionLog) -> None:
         verdict = "pause" if n % 3 == 0 else "allow"
         reasons = ("approval_missing",) if verdict == "pause" else ()
         log.append(
-            make_decision(n, service=svc, verdict=verdict, reasons=reasons,
-                          environment="prod" if n < 8 else "staging"),
-            input_document={}, caller="ci", adapter="check",
-        )  # fmt: skip
+            make_decision(
+                n,
+                service=svc,
+                verdict=verdict,
+                reasons=reasons,
+                environment="prod" if n < 8 else "staging",
+            ),
+            input_document={},
+            caller="ci",
+            adapter="check",
+        )
     seen: list[int] = []
     cursor = None
     while True:
@@ -92,8 +99,10 @@ def test_query_filters_and_cursor_pages_newest_first(log: DecisionLog) -> None:
     since, until = T0 + timedelta(seconds=3), "2026-11-26T12:00:06+00:00"
     assert idx(log.query(since=since, until=until)[0]) == [5, 4, 3]
     assert [r.log.index for r in log.iter_records(service="search", until=until) if r.log] == [
-        1, 3, 5,
-    ]  # fmt: skip
+        1,
+        3,
+        5,
+    ]
     with pytest.raises(InputError, match="cursor"):
         log.query(cursor="garbage!")
     with pytest.raises(InputError, match="limit"):
@@ -106,18 +115,30 @@ def test_latest_allow_for_admission(log: DecisionLog) -> None:
     digest = "sha256:" + "12" * 32
     now = T0 + timedelta(hours=1)
     assert log.latest_allow_for(digest, "prod", 3600, now) is None
-    old = log.append(make_decision(1, digest=digest, at=T0 - timedelta(hours=2)),
-                     input_document={}, caller="ci", adapter="check")  # fmt: skip
-    good = log.append(make_decision(2, digest=digest, at=T0 + timedelta(minutes=30)),
-                      input_document={}, caller="ci", adapter="api")  # fmt: skip
+    old = log.append(
+        make_decision(1, digest=digest, at=T0 - timedelta(hours=2)),
+        input_document={},
+        caller="ci",
+        adapter="check",
+    )
+    good = log.append(
+        make_decision(2, digest=digest, at=T0 + timedelta(minutes=30)),
+        input_document={},
+        caller="ci",
+        adapter="api",
+    )
     for kwargs, adapter in (
         ({"dry_run": True}, "check"),
         ({"verdict": "pause"}, "check"),
         ({"environment": "staging"}, "check"),
         ({}, "admission"),
     ):
-        log.append(make_decision(3, digest=digest, at=T0 + timedelta(minutes=40), **kwargs),
-                   input_document={}, caller="k8s", adapter=adapter)  # fmt: skip
+        log.append(
+            make_decision(3, digest=digest, at=T0 + timedelta(minutes=40), **kwargs),
+            input_document={},
+            caller="k8s",
+            adapter=adapter,
+        )
     found = log.latest_allow_for(digest, "prod", 3600, now)
     assert found is not None and found.decision_id == good.decision_id
     assert log.latest_allow_for(digest, "prod", 60, now) is None
@@ -128,10 +149,17 @@ def test_latest_allow_refuses_a_tampered_record(tmp_path: Path) -> None:
     log = open_decision_log(tmp_path / "s")
     try:
         digest = "sha256:" + "34" * 32
-        log.append(make_decision(1, digest=digest, verdict="pause"), input_document={},
-                   caller="ci", adapter="check")  # fmt: skip
-        _tamper_sql(tmp_path / "s" / "log.db", "UPDATE log_records SET verdict='allow'",
-                    lambda r: r.update(verdict="allow"))  # fmt: skip
+        log.append(
+            make_decision(1, digest=digest, verdict="pause"),
+            input_document={},
+            caller="ci",
+            adapter="check",
+        )
+        _tamper_sql(
+            tmp_path / "s" / "log.db",
+            "UPDATE log_records SET verdict='allow'",
+            lambda r: r.update(verdict="allow"),
+        )
         with pytest.raises(SignatureError, match="record hash mismatch"):
             log.latest_allow_for(digest, "prod", 10**9, T0)
     finally:
@@ -161,9 +189,12 @@ def test_inclusion_and_consistency_proofs_verify_against_checkpoints(log: Decisi
             assert proof["root_hash"] == "sha256:" + head.root.hex()
             assert d.log is not None and proof["record_hash"] == d.log.record_hash
             verify_inclusion(
-                leaf_hash(digest_bytes(d.log.record_hash)), proof["leaf_index"], size,
-                [base64.b64decode(h) for h in proof["audit_path"]], head.root,
-            )  # fmt: skip
+                leaf_hash(digest_bytes(d.log.record_hash)),
+                proof["leaf_index"],
+                size,
+                [base64.b64decode(h) for h in proof["audit_path"]],
+                head.root,
+            )
     cons = log.consistency_proof(11, 21)
     verify_consistency(11, 21, early.root, cp.root, [base64.b64decode(h) for h in cons["proof"]])
     assert log.inclusion_proof(decisions[0].decision_id)["tree_size"] == 21
@@ -203,8 +234,9 @@ def test_store_failure_raises_and_leaves_no_partial_record(tmp_path: Path) -> No
 
 def test_bad_input_document_is_an_input_error_and_not_logged(log: DecisionLog) -> None:
     with pytest.raises(InputError, match="canonicalized"):
-        log.append(make_decision(), input_document={"x": float("inf")}, caller=None,
-                   adapter="check")  # fmt: skip
+        log.append(
+            make_decision(), input_document={"x": float("inf")}, caller=None, adapter="check"
+        )
     assert log.store.head()[0] == 0
 
 

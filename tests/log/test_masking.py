@@ -9,11 +9,18 @@ from engine.log.masking import REDACTED, MaskOp, MaskRule, apply_masks
 
 
 def test_remove_and_upsert_with_wildcards_list_concrete_paths() -> None:
-    doc = {"input": {
-        "evidence": {"attestations": [{"a": 1}], "scans": []},
-        "approvals": {"records": [{"by": "bob", "comment": "lgtm"}, {"by": "eve"},
-                                  {"by": "al", "comment": "ok"}]},
-    }}  # fmt: skip
+    doc = {
+        "input": {
+            "evidence": {"attestations": [{"a": 1}], "scans": []},
+            "approvals": {
+                "records": [
+                    {"by": "bob", "comment": "lgtm"},
+                    {"by": "eve"},
+                    {"by": "al", "comment": "ok"},
+                ]
+            },
+        }
+    }
     rules = [
         MaskRule.parse("/input/evidence/attestations"),
         MaskRule.parse({"op": "upsert", "path": "/input/approvals/records/*/comment"}),

@@ -87,8 +87,16 @@ def read(level: int, index: int) -> bytes:
 
 def test_ct_known_answer_roots() -> None:
     # The RFC 6962 test vector used by certificate-transparency-go and Trillian.
-    data = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-            "606162636465666768696a6b6c6d6e6f"]  # fmt: skip
+    data = [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ]
     want = [
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
         "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",

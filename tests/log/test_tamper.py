@@ -184,8 +184,9 @@ def test_update_a_row_in_the_database_is_caught(
     with _db(log, tmp_path) as conn:
         body = json.loads(conn.execute("SELECT body FROM log_records WHERE idx=3").fetchone()[0])
         body["verdict"] = "rollback"
-        conn.execute("UPDATE log_records SET body=?, verdict='rollback' WHERE idx=3",
-                     (json.dumps(body),))  # fmt: skip
+        conn.execute(
+            "UPDATE log_records SET body=?, verdict='rollback' WHERE idx=3", (json.dumps(body),)
+        )
     err = failure(export_lines(log), log.keyring)
     assert err.index == 3 and "record_hash" in err.message
 

@@ -55,11 +55,12 @@ def test_vsa_envelope_verifies_with_securesystemslib() -> None:
 
 def test_vsa_signature_by_another_key_or_altered_payload_fails() -> None:
     signer = Ed25519Signer.generate()
-    envelope = build_vsa_envelope(make_decision(), signer=signer, verifier_id="v",
-                                  policy_uri="p")  # fmt: skip
+    envelope = build_vsa_envelope(make_decision(), signer=signer, verifier_id="v", policy_uri="p")
     assert json.loads(base64.b64decode(envelope["payload"]))["predicate"]["verifiedLevels"] == []
     with pytest.raises(VerificationError):
-        Envelope.from_dict(copy.deepcopy(envelope)).verify([_verifier_key(Ed25519Signer.generate())], 1)
+        Envelope.from_dict(copy.deepcopy(envelope)).verify(
+            [_verifier_key(Ed25519Signer.generate())], 1
+        )
     statement = json.loads(base64.b64decode(envelope["payload"]))
     statement["predicate"]["verificationResult"] = "FAILED"
     altered = dict(envelope, payload=base64.b64encode(json.dumps(statement).encode()).decode())
@@ -67,9 +68,14 @@ def test_vsa_signature_by_another_key_or_altered_payload_fails() -> None:
         Envelope.from_dict(copy.deepcopy(altered)).verify([_verifier_key(signer)], 1)
 
 
-@pytest.mark.parametrize("kwargs", [{"verdict": "pause"}, {"verdict": "rollback"},
-                                    {"dry_run": True}])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs", [{"verdict": "pause"}, {"verdict": "rollback"}, {"dry_run": True}]
+)
 def test_no_vsa_for_anything_but_a_real_allow(kwargs: dict[str, object]) -> None:
     with pytest.raises(InputError, match="only for a non-dry-run allow"):
-        build_vsa_envelope(make_decision(**kwargs), signer=Ed25519Signer.generate(),  # type: ignore[arg-type]
-                           verifier_id="v", policy_uri="p")  # fmt: skip
+        build_vsa_envelope(
+            make_decision(**kwargs),
+            signer=Ed25519Signer.generate(),  # type: ignore[arg-type]
+            verifier_id="v",
+            policy_uri="p",
+        )

@@ -1,0 +1,96 @@
+"""Concurrent appends yield one gap-free, fork-free sequence (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import input_doc, make_decision
+
+from engine.log.decision_log import open_decision_log
+from engine.log.keystore import load_signing_key
+from engine.log.verify import verify_export
+
+WRITERS, APPENDS = 4, 50
+
+
+def append_many(state_dir: str, database_url: str | None, writer: int, count: int) -> list[str]:
+    """Append ``count`` decisions through a log of its own; returns their ids."""
+    log = open_decision_log(Path(state_dir), database_url=database_url, create_key=False)
+    ids = []
+    try:
+        for n in range(count):
+            d = make_decision(writer * 1000 + n)
+            log.append(d, input_document=input_doc(n), caller=f"w{writer}", adapter="check")
+            ids.append(d.decision_id)
+    finally:
+        log.close()
+    return ids
+
+
+def _verify_all(state_dir: Path, database_url: str | None, ids: list[str]) -> None:
+    log = open_decision_log(state_dir, database_url=database_url, create_key=False)
+    try:
+        out = io.StringIO()
+        log.export(out)
+        lines = out.getvalue().splitlines()
+        report = verify_export(lines, log.keyring)
+        assert report.size == len(ids) == WRITERS * APPENDS
+        exported = [json.loads(line)["decision_id"] for line in lines[:-1]]
+        assert sorted(exported) == sorted(ids)
+        first = log.checkpoint()
+        assert log.consistency_proof(1, first.size)["second_root_hash"] == report.root_hash
+    finally:
+        log.close()
+
+
+def test_sqlite_threads_share_one_writer(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    log = open_decision_log(state)
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def work(writer: int) -> None:
+        for n in range(APPENDS):
+            d = log.append(
+                make_decision(writer * 1000 + n),
+                input_document=input_doc(n),
+                caller=f"t{writer}",
+                adapter="check",
+            )
+            with lock:
+                ids.append(d.decision_id)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(WRITERS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    log.close()
+    _verify_all(state, None, ids)
+
+
+def _run_processes(state: Path, url: str | None, writers: int, count: int) -> list[str]:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(writers) as pool:
+        results = pool.starmap(append_many, [(str(state), url, w, count) for w in range(writers)])
+    return [i for ids in results for i in ids]
+
+
+def test_sqlite_writer_processes_on_one_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    load_signing_key(state, create=True)
+    ids = _run_processes(state, None, WRITERS, APPENDS)
+    _verify_all(state, None, ids)
+
+
+@pytest.mark.postgres
+def test_postgres_writer_processes(tmp_path: Path, pg_database: str) -> None:
+    state = tmp_path / "state"
+    load_signing_key(state, create=True)
+    ids = _run_processes(state, pg_database, WRITERS, APPENDS)
+    _verify_all(state, pg_database, ids)
