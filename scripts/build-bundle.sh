@@ -2,8 +2,8 @@
 # Rebuild the committed default policy bundle: bundles/releasegate.tar.gz (+ its public key).
 #
 # The signing key is NEVER committed. It is read from $RELEASEGATE_BUNDLE_SIGNING_KEY, else
-# from .releasegate/bundle-signing-key.pem (gitignored). If neither exists, a new Ed25519
-# dev key is generated there, and bundles/releasegate.pub.pem is rewritten to match: commit
+# from .releasegate/bundle-signing-key.pem (gitignored). If neither exists, a new ECDSA
+# P-256 (ES256) dev key is generated there, and bundles/releasegate.pub.pem is rewritten to match: commit
 # both files together. The build is deterministic: unchanged policies give the same bytes.
 #
 # CI checks freshness without any key:
@@ -28,7 +28,7 @@ else
 fi
 
 if [ ! -f "$key" ]; then
-  echo "no signing key at $key: generating a new Ed25519 dev key;" \
+  echo "no signing key at $key: generating a new ES256 dev key;" \
     "$pub will change - commit it together with $out" >&2
   "${releasegate[@]}" bundle keygen --out "$key" --public-out "$pub.new"
   rm -f "$pub.new"

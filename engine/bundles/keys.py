@@ -6,11 +6,15 @@ weaker algorithm than the key it is checked with (the classic JWT ``alg`` confus
 =================  =======  =========================================
 key                alg      OPA flag / config
 =================  =======  =========================================
-Ed25519            EdDSA    ``--signing-alg EdDSA`` (the default here)
-EC P-256           ES256    ``--signing-alg ES256``
+EC P-256           ES256    ``--signing-alg ES256`` (the default here)
+Ed25519            EdDSA    ``--signing-alg EdDSA`` (CLI flags only, see below)
 EC P-384           ES384    ``--signing-alg ES384``
 RSA >= 2048 bits   RS256    ``--signing-alg RS256`` (OPA's default)
 =================  =======  =========================================
+
+NOTE: OPA 1.22 accepts EdDSA from ``opa run --signing-alg EdDSA`` but its config file's
+``keys.<id>.algorithm`` refuses it ("unsupported algorithm 'EdDSA'"), so an OPA fleet
+pulling bundles over HTTP cannot use Ed25519 keys. ES256 works everywhere: the default.
 
 All four produce deterministic signatures here (ECDSA uses RFC 6979 nonces), so a rebuild
 of unchanged policies is byte-identical.
@@ -119,7 +123,7 @@ def generate_signing_key(
     private_out: Path,
     public_out: Path,
     *,
-    alg: SigningAlg = SigningAlg.EDDSA,
+    alg: SigningAlg = SigningAlg.ES256,
     overwrite: bool = False,
 ) -> PrivateKey:
     """Create a key pair: PKCS#8 private key (mode 0600) and SPKI public key, both PEM."""

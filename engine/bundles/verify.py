@@ -65,7 +65,7 @@ def _token(entries: dict[str, bytes]) -> str | None:
     doc = parse_json(entries[SIGNATURES], name=SIGNATURES)
     if not isinstance(doc, dict) or not isinstance(doc.get("signatures"), list):
         raise BundleError(f"{SIGNATURES}: expected an object with a 'signatures' list")
-    if doc.get("plugin"):
+    if doc.get("plugin") not in (None, "", "_default"):  # "_default" is what opa build writes
         raise BundleError(f"{SIGNATURES}: custom signing plugin {doc['plugin']!r} is not supported")
     tokens = doc["signatures"]
     if len(tokens) != 1 or not isinstance(tokens[0], str):

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 from engine.bundles import SigningAlg, build_bundle, generate_signing_key
 
@@ -24,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "tests" / "assets" / "bundles"
 POLICY_SRC = ASSETS / "policy"
 KEY_ID = "test-key"
+ALG = SigningAlg.ES256  # the default algorithm (OPA config files cannot use EdDSA)
 START_DEADLINE_S = 30.0  # generous upper bound for OPA to start; never asserted on
 
 
@@ -61,19 +65,19 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[SigningAlg, KeyPair]:
 
 @pytest.fixture(scope="session")
 def other_key(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
-    """An Ed25519 key pair nobody trusts."""
+    """A key pair of the default algorithm that nobody trusts."""
     base = tmp_path_factory.mktemp("other-key")
-    generate_signing_key(base / "other.pem", base / "other.pub.pem")
-    return KeyPair(base / "other.pem", base / "other.pub.pem", SigningAlg.EDDSA)
+    generate_signing_key(base / "other.pem", base / "other.pub.pem", alg=ALG)
+    return KeyPair(base / "other.pem", base / "other.pub.pem", ALG)
 
 
 @pytest.fixture(scope="session")
 def signed_bundle(
     tmp_path_factory: pytest.TempPathFactory, keys: dict[SigningAlg, KeyPair]
 ) -> Path:
-    """The fixed policy dir built and signed with the Ed25519 test key."""
+    """The fixed policy dir built and signed with the default-algorithm test key."""
     out = tmp_path_factory.mktemp("bundle") / "bundle.tar.gz"
-    build_bundle(POLICY_SRC, out, signing_key=keys[SigningAlg.EDDSA].private, key_id=KEY_ID)
+    build_bundle(POLICY_SRC, out, signing_key=keys[ALG].private, key_id=KEY_ID)
     return out
 
 
@@ -224,3 +228,29 @@ def opa_verify_flags(public: Path, alg: SigningAlg, key_id: str = KEY_ID) -> lis
         "--signing-alg",
         alg.value,
     ]
+
+
+# --- the FastAPI app under a real uvicorn, in a thread, on a pre-bound port -------------
+
+
+@contextmanager
+def serve_app(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 (a pre-bound socket: no port race)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=START_DEADLINE_S)
+        sock.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    ALG,
     KEY_ID,
     POLICY_SRC,
     REPO,
@@ -129,9 +130,9 @@ def test_opa_and_releasegate_refuse_a_bad_bundle(
     case: str,
 ) -> None:
     variant, ours, theirs = REJECTIONS[case]
-    pair = keys[SigningAlg.EDDSA]
+    pair = keys[ALG]
     bad = variant(signed_bundle, tmp_path / f"{case}.tar.gz")
-    flags = opa_verify_flags(pair.public, SigningAlg.EDDSA)
+    flags = opa_verify_flags(pair.public, ALG)
 
     with pytest.raises(BundleError) as err:
         verify_bundle(bad, public_key=pair.public, key_id=KEY_ID)
@@ -156,7 +157,7 @@ def test_opa_and_releasegate_refuse_a_bad_bundle(
 def test_opa_refuses_a_bundle_signed_by_another_key(
     opa_bin: Path, keys: dict[SigningAlg, KeyPair], other_key: KeyPair, tmp_path: Path
 ) -> None:
-    trusted = keys[SigningAlg.EDDSA]
+    trusted = keys[ALG]
     bad = tmp_path / "other.tar.gz"
     build_bundle(POLICY_SRC, bad, signing_key=other_key.private, key_id=KEY_ID)
     # Sanity: the bundle itself is fine, with the key that made it.
@@ -164,7 +165,7 @@ def test_opa_refuses_a_bundle_signed_by_another_key(
 
     with pytest.raises(BundleError, match="signature does not verify"):
         verify_bundle(bad, public_key=trusted.public, key_id=KEY_ID)
-    flags = opa_verify_flags(trusted.public, SigningAlg.EDDSA)
+    flags = opa_verify_flags(trusted.public, ALG)
     with opa_server(opa_bin, ["--bundle", *flags, str(bad)], tmp_path) as opa:
         assert not wait_healthy(opa), "OPA accepted a bundle signed by an untrusted key"
         assert opa.proc.wait() != 0
@@ -175,12 +176,12 @@ def test_opa_build_accepts_the_bundle_and_hashes_like_us(
     opa_bin: Path, keys: dict[SigningAlg, KeyPair], signed_bundle: Path, tmp_path: Path
 ) -> None:
     """``opa build`` verifies our bundle, then re-signs it: its digests equal ours."""
-    pair = keys[SigningAlg.EDDSA]
+    pair = keys[ALG]
     out = tmp_path / "opa-built.tar.gz"
     subprocess.run(
         [
             str(opa_bin), "build", "-b", str(signed_bundle),
-            *opa_verify_flags(pair.public, SigningAlg.EDDSA),
+            *opa_verify_flags(pair.public, ALG),
             "--signing-key", str(pair.private), "-o", str(out),
         ],
         check=True,
@@ -207,13 +208,13 @@ def test_opa_build_accepts_the_bundle_and_hashes_like_us(
 def test_the_real_policies_directory_builds_and_loads(
     opa_bin: Path, keys: dict[SigningAlg, KeyPair], tmp_path: Path
 ) -> None:
-    pair = keys[SigningAlg.EDDSA]
+    pair = keys[ALG]
     bundle = tmp_path / "releasegate.tar.gz"
     info = build_bundle(REPO / "policies", bundle, signing_key=pair.private, key_id=KEY_ID)
     assert any(f.name.endswith(".rego") for f in info.files)
     assert not any(f.name.endswith("_test.rego") for f in info.files)
 
-    flags = opa_verify_flags(pair.public, SigningAlg.EDDSA)
+    flags = opa_verify_flags(pair.public, ALG)
     with opa_server(opa_bin, ["--bundle", *flags, str(bundle)], tmp_path) as opa:
         assert wait_healthy(opa), opa.logs()
         answer = opa.client.post("/v1/data/releasegate", json={"input": {}})

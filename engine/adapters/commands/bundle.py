@@ -116,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     keygen.add_argument("--out", type=Path, required=True, help="private key to write (0600)")
     keygen.add_argument("--public-out", type=Path, required=True, help="public key to write")
     keygen.add_argument(
-        "--alg", choices=[a.value for a in SigningAlg], default=SigningAlg.EDDSA.value
+        "--alg", choices=[a.value for a in SigningAlg], default=SigningAlg.ES256.value
     )
     keygen.add_argument("--force", action="store_true", help="overwrite an existing key")
     keygen.set_defaults(func=_keygen)
