@@ -1,0 +1,145 @@
+"""Append benchmark: ``python -m engine.log.bench [--postgres-url URL] [--json FILE]``.
+
+For SQLite and PostgreSQL, with 1 and 16 concurrent writer threads sharing one
+``DecisionLog`` (as the API server does), measures appends per second and the p50/p99
+latency of ``append`` (enqueue to durable commit). Each run uses a fresh database.
+PostgreSQL is measured when ``--postgres-url`` or ``RELEASEGATE_TEST_POSTGRES_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.log.decision_log import open_decision_log
+from engine.models.decision import Decision, EngineInfo, PolicyInfo
+
+
+def _decision(n: int) -> Decision:
+    return Decision.model_validate(
+        {
+            "decision_id": str(uuid.uuid4()),
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "verdict": "allow",
+            "release": {
+                "id": f"bench-{n}",
+                "service": "bench",
+                "environment": "prod",
+                "stage": "deploy",
+            },
+            "artifact": {"uri": "ghcr.io/acme/bench", "digest": "sha256:" + "ab" * 32},
+            "policy": PolicyInfo(revision="bench", digest="sha256:" + "cd" * 32),
+            "engine": EngineInfo(name="opa", version="bench"),
+            "input_digest": "sha256:" + "ef" * 32,
+        }
+    )
+
+
+INPUT = {"release": {"id": "bench"}, "evidence": {"scans": [{"vulns": list(range(50))}]}}
+
+
+@contextmanager
+def _postgres_database(url: str) -> Iterator[str]:
+    import psycopg
+
+    name = "rg_bench_" + uuid.uuid4().hex[:10]
+    admin = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rpartition("/")[0] + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_one(backend: str, writers: int, appends: int, pg_url: str | None) -> dict[str, Any]:
+    """One configuration; returns its figures."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _postgres_database(pg_url) if backend == "postgresql" and pg_url else _null() as db_url,
+    ):
+        log = open_decision_log(Path(tmp) / "state", database_url=db_url)
+        per_writer = max(1, appends // writers)
+
+        def work(w: int) -> None:
+            mine = []
+            for n in range(per_writer):
+                d = _decision(w * per_writer + n)
+                t0 = time.perf_counter()
+                log.append(d, input_document=INPUT, caller="bench", adapter="check")
+                mine.append(time.perf_counter() - t0)
+            with lock:
+                latencies.extend(mine)
+
+        log.append(_decision(-1), input_document=INPUT, caller="bench", adapter="check")
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+        start = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        elapsed = time.perf_counter() - start
+        log.close()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "backend": backend,
+        "writers": writers,
+        "appends": len(latencies),
+        "appends_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(q[49] * 1000, 3),
+        "p99_ms": round(q[98] * 1000, 3),
+    }
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a table (and JSON with ``--json``)."""
+    parser = argparse.ArgumentParser(prog="python -m engine.log.bench", description=__doc__)
+    parser.add_argument("--appends", type=int, default=2000, help="appends per configuration")
+    parser.add_argument("--postgres-url", default=os.environ.get("RELEASEGATE_TEST_POSTGRES_URL"))
+    parser.add_argument("--json", type=Path, help="also write the figures to FILE")
+    args = parser.parse_args(argv)
+    backends = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
+    rows = [
+        run_one(backend, writers, args.appends, args.postgres_url)
+        for backend in backends
+        for writers in (1, 16)
+    ]
+    header = (
+        f"{'backend':<11} {'writers':>7} {'appends':>7} {'appends/s':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['backend']:<11} {r['writers']:>7} {r['appends']:>7} {r['appends_per_s']:>10} "
+            f"{r['p50_ms']:>8} {r['p99_ms']:>8}"
+        )
+    if not args.postgres_url:
+        print("(PostgreSQL skipped: pass --postgres-url or set RELEASEGATE_TEST_POSTGRES_URL)")
+    if args.json:
+        args.json.write_text(json.dumps({"results": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
