@@ -115,12 +115,14 @@ class ManagedOpaEngine:
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if popen.poll() is not None:
+                client.close()
                 detail = log_path.read_text(errors="replace").strip()[-2000:]
                 raise BundleError(f"OPA refused the policy bundle {source.path}: {detail}")
             if sock.exists() and client.healthy(bundles=True):
                 _logger.info("OPA %s serving %s (pid %d)", self._version, source.path, popen.pid)
                 return _Process(popen=popen, client=client, source=source, log_path=log_path)
             time.sleep(0.02)
+        client.close()
         popen.kill()
         popen.wait()
         raise EngineUnavailable(f"OPA did not become healthy within {self._startup_timeout}s")
@@ -140,6 +142,7 @@ class ManagedOpaEngine:
                 try:
                     with self._lock:
                         self._current = self._start(proc.source)
+                    proc.client.close()
                     self.restarts += 1
                     break
                 except (EngineUnavailable, BundleError) as exc:
@@ -157,7 +160,7 @@ class ManagedOpaEngine:
         with self._lock:
             new = self._start(source)
             old, self._current = self._current, new
-        timer = threading.Timer(self._timeout + 1.0, _stop, args=(old.popen,))
+        timer = threading.Timer(self._timeout + 1.0, _stop_process, args=(old,))
         timer.daemon = True
         timer.start()
 
@@ -193,7 +196,7 @@ class ManagedOpaEngine:
     def close(self) -> None:
         """Stop the supervisor and the OPA process."""
         self._closing.set()
-        _stop(self._current.popen)
+        _stop_process(self._current)
         self._supervisor.join(timeout=5)
         shutil.rmtree(self._workdir, ignore_errors=True)
 
@@ -230,6 +233,11 @@ class RemoteOpaEngine:
     def close(self) -> None:
         """Close this thread's connection."""
         self._client.close()
+
+
+def _stop_process(proc: _Process) -> None:
+    proc.client.close()
+    _stop(proc.popen)
 
 
 def _stop(popen: subprocess.Popen[bytes]) -> None:

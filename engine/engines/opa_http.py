@@ -27,8 +27,12 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._socket_path)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._socket_path)
+        except OSError:
+            sock.close()
+            raise
         self.sock = sock
 
 
@@ -52,6 +56,8 @@ class OpaClient:
         else:
             raise EngineUnavailable(f"unsupported OPA address {address!r} (use http:// or unix://)")
         self._local = threading.local()
+        self._all: set[http.client.HTTPConnection] = set()
+        self._all_lock = threading.Lock()
 
     def _connection(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
@@ -61,12 +67,16 @@ class OpaClient:
             else:
                 conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
             self._local.conn = conn
+            with self._all_lock:
+                self._all.add(conn)
         return conn
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
+            with self._all_lock:
+                self._all.discard(conn)
         self._local.conn = None
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -115,5 +125,9 @@ class OpaClient:
             raise PolicyEvalError(f"malformed policy result: {exc}") from exc
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        self._drop_connection()
+        """Close every thread's connection."""
+        with self._all_lock:
+            conns, self._all = self._all, set()
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()

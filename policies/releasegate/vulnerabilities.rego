@@ -5,7 +5,8 @@
 #   critical: {"<env>": bool, "*": bool}          unsuppressed CRITICAL rolls back (default all)
 #   high_fixable: {"<env>": bool, "*": bool}      unsuppressed HIGH with a fix rolls back (default prod)
 #   ignore_unfixed_critical: bool                 CRITICALs without any fix do not block (default false)
-# A report that names a different artifact digest does not count as a scan of this artifact.
+# A report that names a different artifact digest does not count as a scan of this artifact,
+# and neither does an OpenVEX document.
 package releasegate.vulnerabilities
 
 import data.releasegate.lib
@@ -22,10 +23,12 @@ ignore_unfixed_critical := object.get(_conf, "ignore_unfixed_critical", false)
 
 _reports := object.get(input.vulnerabilities, "reports", [])
 
-# Reports that scanned this artifact (or do not say which artifact they scanned).
+# Reports that scanned this artifact (or do not say which artifact they scanned). A VEX
+# document only suppresses findings: it is not a scan.
 covering_reports contains r.index if {
 	some r in _reports
 	object.get(r, "artifact_matches", null) != false
+	r.format != "openvex"
 }
 
 findings contains f if {

@@ -72,3 +72,8 @@ test_high_fixable_in_prod_only if {
 	doc := object.union(with_vulns([fx.vuln("CVE-7", "HIGH", ["2"])], [report]), {"release": object.union(fx.input_doc.release, {"environment": "staging"})})
 	count(vulnerabilities.findings) == 0 with input as doc with data.releasegate.config as fx.config
 }
+
+test_openvex_is_not_a_scan if {
+	r := {"index": 0, "format": "openvex", "artifact_matches": null}
+	fx.codes(vulnerabilities.findings) == {"scan_missing"} with input as with_vulns([], [r]) with data.releasegate.config as fx.config
+}
