@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     """Policy bundle (.tar.gz) or directory; default: the committed signed bundle."""
     bundle_public_key: Path | None = None
     bundle_key_id: str = "releasegate"
-    bundle_signing_alg: str = "EdDSA"
+    bundle_signing_alg: str = "ES256"
     eval_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     # Evidence

@@ -24,7 +24,7 @@ class PolicySource:
     path: Path
     public_key: Path | None = None
     key_id: str = "releasegate"
-    signing_alg: str = "EdDSA"
+    signing_alg: str = "ES256"
     exclude: tuple[str, ...] = field(default=())
 
     def opa_args(self) -> list[str]:
