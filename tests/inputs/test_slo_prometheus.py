@@ -401,10 +401,13 @@ def test_results_are_cached_per_service_release_for_the_ttl(prometheus: Promethe
         other = release("checkout").model_copy(update={"id": "checkout-1.4.3"})
         p.collect(other, now=T)  # and so is another release of the same service
         assert session.sent == 27
-        now[0] += 0.1
+        now[0] += 0.1  # the TTL has passed
         again = p.collect(release("checkout"), now=T)
         assert session.sent == 36
         assert again == first and again is not first
+        later = datetime(2026, 10, 1, 1, tzinfo=UTC)
+        p.collect(release("checkout"), now=later)  # a decision about another time reads anew
+        assert session.sent == 45
 
 
 def test_release_values_cannot_inject_promql(provider: SloProvider) -> None:

@@ -16,8 +16,9 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Protocol, cast
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
@@ -97,6 +98,13 @@ def _unix(ms: int) -> str:
     return f"{ms // 1000}.{ms % 1000:03d}"
 
 
+@dataclass(frozen=True)
+class _Cached:
+    expires: float
+    now: datetime
+    section: SloSection
+
+
 class SloProvider:
     """Collects the ``slo`` section of the input document for a release.
 
@@ -114,7 +122,7 @@ class SloProvider:
         self._config = config
         self._clock = clock
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str, str], tuple[float, SloSection]] = {}
+        self._cache: dict[tuple[str, str, str], _Cached] = {}
         prom = config.prometheus
         # NOTE(slo): urllib3 retries are bounded by `retries` (default 0) and never sleep
         # long; every request carries its own timeout, and `deadline_s` bounds the sum.
@@ -164,22 +172,30 @@ class SloProvider:
         started = self._clock()
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and started - hit[0] < service.cache_ttl_s:
-                return hit[1]
+        # A hit must be fresh and evaluated near `now` (a decision about another time, such
+        # as a re-run for an old timestamp, reads Prometheus again).
+        if (
+            hit is not None
+            and started < hit.expires
+            and abs((now - hit.now).total_seconds()) < service.cache_ttl_s
+        ):
+            return hit.section
         section = self._read(service, release, now=now, started=started)
         if section.status is SectionStatus.OK and service.cache_ttl_s > 0:
             with self._lock:
-                self._cache = {
-                    k: v for k, v in self._cache.items() if started - v[0] < service.cache_ttl_s
-                }
-                self._cache[key] = (started, section)
+                self._cache = {k: v for k, v in self._cache.items() if started < v.expires}
+                self._cache[key] = _Cached(started + service.cache_ttl_s, now, section)
         return section
 
     def _read(
         self, service: ServiceSloConfig, release: ReleaseFacts, *, now: datetime, started: float
     ) -> SloSection:
         reader = _Reader(
-            self, service, now=now, deadline=started + self._config.prometheus.deadline_s
+            self.query,
+            self._clock,
+            timeout=service.query_timeout_s,
+            now=now,
+            deadline=started + self._config.prometheus.deadline_s,
         )
         sli, objective = service.sli, service.objective
         try:
@@ -280,25 +296,36 @@ class SloProvider:
             raise _Unavailable(f"Prometheus at {url} sent a malformed answer") from exc
 
 
+class _Query(Protocol):
+    def __call__(self, expr: str, *, at: str, timeout: float) -> object: ...
+
+
 class _Reader:
     """Runs the queries of one ``collect`` at one instant, within one deadline."""
 
     def __init__(
-        self, provider: SloProvider, service: ServiceSloConfig, *, now: datetime, deadline: float
+        self,
+        run: _Query,
+        clock: Clock,
+        *,
+        timeout: float,
+        now: datetime,
+        deadline: float,
     ) -> None:
-        self._provider = provider
-        self._service = service
+        self._run = run
+        self._clock = clock
+        self._timeout = timeout
         ms = _millis(now)
         self._at = _unix(ms)
         self._evaluated_at = _rfc3339(ms)
         self._deadline = deadline
 
     def fact(self, expr: str, window: str) -> MetricFact:
-        remaining = self._deadline - self._provider._clock()
+        """Run ``expr`` at the evaluation time and record it as a fact over ``window``."""
+        remaining = self._deadline - self._clock()
         if remaining <= 0:
             raise _Unavailable("the deadline for reading SLO state passed before all queries ran")
-        timeout = min(self._service.query_timeout_s, remaining)
-        result = self._provider.query(expr, at=self._at, timeout=timeout)
+        result = self._run(expr, at=self._at, timeout=min(self._timeout, remaining))
         try:
             value, points = _parse_instant_result(result)
         except _Invalid as exc:
