@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     approval_default_ttl_s: int = Field(default=24 * 3600, gt=0)
     approval_max_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
     admission_max_prior_age_s: int = Field(default=7 * 24 * 3600, gt=0)
+    admission_environments: dict[str, str] = Field(default_factory=dict)
+    """Namespace -> environment for ``POST /v1/admission`` (without an environment in the path)."""
+    admission_default_environment: str | None = None
+    """Environment of unmapped namespaces; unset: the namespace name is the environment."""
     mask_paths: list[str] = Field(default_factory=list)
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -68,6 +72,8 @@ class Settings(BaseSettings):
     auth_failure_limit: int = Field(default=10, gt=0)
     """Failed authentication attempts allowed per client address per window (then 429)."""
     auth_failure_window_s: int = Field(default=60, gt=0)
+    bundle_dir: Path | None = None
+    """Signed bundles served to OPA fleets at ``GET /bundles/{name}`` (unset: not served)."""
     vsa_verifier_id: str = "https://releasegate.dev/verifier/v1"
     """``predicate.verifier.id`` of the VSAs the service signs."""
 
