@@ -82,6 +82,28 @@ class ApprovalStore:
         """Release the connections."""
         self._engine.dispose()
 
+    def check_writable(self) -> None:
+        """Take the database's write lock and release it; ``StoreError`` when refused.
+
+        Used by ``/readyz``: the approval tables live in the log's database, so a database
+        that refuses this lock refuses log appends too.
+        """
+        with map_errors(StoreError, "the database is not writable"):
+            raw = self._engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                if self._engine.dialect.name == "sqlite":
+                    cur.execute("BEGIN IMMEDIATE")
+                    cur.execute("ROLLBACK")
+                else:
+                    cur.execute("SHOW transaction_read_only")
+                    row = cur.fetchone()
+                    if row is not None and str(row[0]).lower() == "on":
+                        raise StoreError("the database is read-only")
+                cur.close()
+            finally:
+                raw.close()
+
     def _ttl(self, requested: int | None) -> int:
         if requested is None:
             return self.default_ttl_s
