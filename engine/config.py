@@ -47,8 +47,7 @@ class Settings(BaseSettings):
     attestation_keys: dict[str, Path] = Field(default_factory=dict)
     """Public keys (PEM) for key-signed DSSE envelopes and VSAs, by key id."""
     slo_config: Path | None = None
-    prometheus_url: str | None = None
-    prometheus_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """Per-service SLO configuration with the Prometheus to query (docs/slo.md)."""
 
     # Service
     host: str = "127.0.0.1"

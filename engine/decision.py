@@ -77,7 +77,9 @@ def engine_unavailable(message: str) -> PolicyResult:
 
 def _check_consistent(result: PolicyResult) -> PolicyResult:
     """Refuse a result whose verdict is not the most severe verdict of its reasons."""
-    worst = max((r.verdict for r in result.reasons), key=lambda v: v.severity, default=Verdict.ALLOW)
+    worst = max(
+        (r.verdict for r in result.reasons), key=lambda v: v.severity, default=Verdict.ALLOW
+    )
     if worst is not result.verdict:
         raise PolicyEvalError(
             f"malformed policy output: verdict {result.verdict.value} with reasons that imply "

@@ -26,19 +26,17 @@ def build_engine(settings: Settings) -> PolicyEngine:
         return RemoteOpaEngine(
             settings.opa_url, policy=policy_info(source.path), timeout=settings.eval_timeout_s
         )
-    return ManagedOpaEngine(
-        source, opa=find_opa(settings.opa), timeout=settings.eval_timeout_s
-    )
+    return ManagedOpaEngine(source, opa=find_opa(settings.opa), timeout=settings.eval_timeout_s)
 
 
 def build_slo_provider(settings: Settings) -> SloStateProvider:
-    """Prometheus-backed SLO state when configured, else ``missing`` for every service."""
-    if settings.slo_config is None or settings.prometheus_url is None:
+    """Prometheus-backed SLO state when configured (``slo_config``), else ``missing``."""
+    if settings.slo_config is None:
         return NoSloConfigured()
-    from engine.inputs.slo import build_slo_provider as _build
+    from engine.inputs.providers import PrometheusSlo
+    from engine.inputs.slo import SloConfig, SloProvider
 
-    provider: SloStateProvider = _build(settings)
-    return provider
+    return PrometheusSlo(SloProvider(SloConfig.from_file(settings.slo_config)))
 
 
 def build_providers(

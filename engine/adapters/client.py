@@ -17,13 +17,13 @@ def server_token() -> str:
     """The bearer token from ``RELEASEGATE_TOKEN``."""
     token = os.environ.get("RELEASEGATE_TOKEN", "")
     if not token:
-        raise ConfigError("RELEASEGATE_TOKEN is not set; create one with `releasegate token create`")
+        raise ConfigError(
+            "RELEASEGATE_TOKEN is not set; create one with `releasegate token create`"
+        )
     return token
 
 
-def call(
-    server: str, method: str, path: str, *, body: Any = None, token: str | None = None
-) -> Any:
+def call(server: str, method: str, path: str, *, body: Any = None, token: str | None = None) -> Any:
     """Send one JSON request; map HTTP errors onto the error tree (422 -> ``InputError``)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(  # noqa: S310 - the user names the server URL

@@ -48,7 +48,9 @@ def request_from_args(args: argparse.Namespace) -> DecisionRequestV1:
         if args.artifact or any(getattr(args, f) for f in _FLAG_FIELDS):
             raise InputError("--request cannot be combined with --artifact/--service/... flags")
         return parse_request(load_json_file(Path(args.request), what="decision request"))
-    missing = [f"--{f.replace('_', '-')}" for f in ("artifact", *_FLAG_FIELDS) if not getattr(args, f)]
+    missing = [
+        f"--{f.replace('_', '-')}" for f in ("artifact", *_FLAG_FIELDS) if not getattr(args, f)
+    ]
     if missing:
         raise InputError(f"give --request FILE, or all of: {', '.join(missing)}")
     release: dict[str, Any] = {

@@ -94,7 +94,9 @@ class ManagedOpaEngine:
         self._generation = 0
         self.restarts = 0
         self._current = self._start(source)
-        self._supervisor = threading.Thread(target=self._supervise, name="opa-supervisor", daemon=True)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="opa-supervisor", daemon=True
+        )
         self._supervisor.start()
 
     # -- process management ------------------------------------------------------------

@@ -112,7 +112,9 @@ class OpaClient:
         body = json.dumps({"input": input_document}, separators=(",", ":")).encode()
         status, raw = self.request("POST", f"/v1/data/{path}", body)
         if status != 200:
-            raise PolicyEvalError(f"OPA answered HTTP {status}: {raw[:500].decode(errors='replace')}")
+            raise PolicyEvalError(
+                f"OPA answered HTTP {status}: {raw[:500].decode(errors='replace')}"
+            )
         try:
             document = json.loads(raw)
         except ValueError as exc:

@@ -36,7 +36,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """The three verdicts of the contract, in precedence order (see ``severity``)."""
 
     ALLOW = "allow"
@@ -49,7 +49,7 @@ class Verdict(str, enum.Enum):
         return {"allow": 0, "pause": 1, "rollback": 2}[self.value]
 
 
-class Stage(str, enum.Enum):
+class Stage(enum.StrEnum):
     """Where in the delivery flow the decision is asked for."""
 
     BUILD = "build"
@@ -58,7 +58,7 @@ class Stage(str, enum.Enum):
     PROMOTE = "promote"
 
 
-class SectionStatus(str, enum.Enum):
+class SectionStatus(enum.StrEnum):
     """How a section of the input document came to be.
 
     ``ok``: evidence present and processed; ``missing``: none supplied or configured;

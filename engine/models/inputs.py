@@ -6,7 +6,7 @@ Rego. The decision time is the fact ``now_ns``, so a stored document replays exa
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
@@ -16,7 +16,7 @@ from engine.models.provenance import ProvenanceSection
 from engine.models.slo import SloSection
 from engine.models.vulnerabilities import VulnerabilitiesSection
 
-INPUT_SCHEMA_VERSION = 1
+INPUT_SCHEMA_VERSION: Final = 1
 
 
 class ReleaseFacts(StrictModel):

@@ -21,7 +21,9 @@ def field_errors(exc: ValidationError, *, prefix: str = "") -> list[FieldError]:
     out = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"])
-        out.append(FieldError(f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", err["msg"]))
+        out.append(
+            FieldError(f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", err["msg"])
+        )
     return out
 
 

@@ -28,7 +28,7 @@ class Artifact(StrictModel):
     digest: Sha256Digest
 
 
-class ScanFormat(str, enum.Enum):
+class ScanFormat(enum.StrEnum):
     """Scanner report formats accepted in ``evidence.scans[].format``."""
 
     AUTO = "auto"

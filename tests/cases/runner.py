@@ -94,7 +94,11 @@ def _resolve_assets(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"asset"}:
             text = (ASSETS / value["asset"]).read_text()
-            return json.loads(text.splitlines()[0]) if value["asset"].endswith(".jsonl") or value["asset"].endswith(".slsa") else json.loads(text)
+            return (
+                json.loads(text.splitlines()[0])
+                if value["asset"].endswith(".jsonl") or value["asset"].endswith(".slsa")
+                else json.loads(text)
+            )
         return {k: _resolve_assets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_assets(v) for v in value]

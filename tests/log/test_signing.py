@@ -23,6 +23,7 @@ from engine.log.keystore import (
     keys_dir,
     load_signing_key,
 )
+from engine.log.record import canonical_members, join_members
 from engine.log.signing import Ed25519Signer, KeyRing, key_id_for, raw_public_bytes
 
 json_values = st.recursive(
@@ -134,3 +135,14 @@ def test_missing_or_bad_key_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unreadable"):
         load_signing_key(tmp_path, create=False)
     assert base64.b64decode(base64.b64encode(signer.sign(b"x")))
+
+
+@given(st.dictionaries(st.text(), json_values, max_size=6), json_values)
+def test_spliced_members_equal_the_full_canonical_encoding(
+    body: dict[str, object], log: object
+) -> None:
+    # Keys such as "\U0001f600" vs "\uffff" sort differently by UTF-16 unit and code point.
+    body = {k: v for k, v in body.items() if k != "log"} | {"\U0001f600": 1, "\uffff": 2}
+    members = canonical_members(body)
+    members["log"] = canonical_bytes("log") + b":" + canonical_bytes(log)
+    assert join_members(members) == canonical_bytes(body | {"log": log})

@@ -27,14 +27,26 @@ def register(sub: Any) -> None:
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--local", action="store_true", help="decide in this process")
-    where.add_argument("--server", metavar="URL", default=os.environ.get("RELEASEGATE_SERVER"),
-                       help="decide on a releasegate server (token from RELEASEGATE_TOKEN)")
+    where.add_argument(
+        "--server",
+        metavar="URL",
+        default=os.environ.get("RELEASEGATE_SERVER"),
+        help="decide on a releasegate server (token from RELEASEGATE_TOKEN)",
+    )
     p.add_argument("--request", metavar="FILE", help="a decision request document (JSON)")
     p.add_argument("--artifact", help="sha256:<hex> or <uri>@sha256:<hex>")
-    p.add_argument("--attestation", action="append", metavar="FILE",
-                   help="a Sigstore bundle / DSSE envelope (JSON or JSON Lines); repeatable")
-    p.add_argument("--scan", action="append", metavar="[FORMAT:]FILE",
-                   help="a scanner report or OpenVEX document; repeatable")
+    p.add_argument(
+        "--attestation",
+        action="append",
+        metavar="FILE",
+        help="a Sigstore bundle / DSSE envelope (JSON or JSON Lines); repeatable",
+    )
+    p.add_argument(
+        "--scan",
+        action="append",
+        metavar="[FORMAT:]FILE",
+        help="a scanner report or OpenVEX document; repeatable",
+    )
     p.add_argument("--service")
     p.add_argument("--environment")
     p.add_argument("--stage", choices=[s.value for s in Stage])
@@ -42,10 +54,15 @@ def register(sub: Any) -> None:
     p.add_argument("--version")
     p.add_argument("--requested-by", help="the person on whose behalf the release is asked for")
     p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--format", type=OutputFormat, choices=list(OutputFormat),
-                   default=OutputFormat.TEXT)
-    p.add_argument("--state-dir", type=Path, default=None,
-                   help="state directory for --local (default ./.releasegate)")
+    p.add_argument(
+        "--format", type=OutputFormat, choices=list(OutputFormat), default=OutputFormat.TEXT
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="state directory for --local (default ./.releasegate)",
+    )
     p.add_argument("--bundle", type=Path, default=None, help="policy bundle for --local")
     p.set_defaults(func=run)
 

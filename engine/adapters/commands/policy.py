@@ -42,8 +42,10 @@ def run_test(args: argparse.Namespace) -> int:
     if report.failed:
         return 1
     if report.coverage < args.min_coverage:
-        print(f"error: coverage {report.coverage:.1f}% is below {args.min_coverage:.1f}%",
-              file=sys.stderr)
+        print(
+            f"error: coverage {report.coverage:.1f}% is below {args.min_coverage:.1f}%",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -8,7 +8,7 @@ from typing import assert_never
 from engine.adapters.formats.base import DecisionFormat
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     """``--format`` choices of ``releasegate check``."""
 
     TEXT = "text"

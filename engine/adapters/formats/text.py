@@ -30,7 +30,9 @@ class TextFormat:
         ]
         by_area: dict[str, list[str]] = defaultdict(list)
         for reason in decision.reasons:
-            by_area[reason.policy].append(f"  [{reason.verdict.value}] {reason.code}: {reason.message}")
+            by_area[reason.policy].append(
+                f"  [{reason.verdict.value}] {reason.code}: {reason.message}"
+            )
         for area in sorted(by_area):
             lines.append(f"{area}:")
             lines.extend(by_area[area])

@@ -1,0 +1,207 @@
+"""The managed OPA engine against the real OPA binary: evaluation, failures, restarts, reload."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.decision import evaluate
+from engine.engines.opa import ManagedOpaEngine, find_opa
+from engine.engines.policy_source import PolicySource
+from engine.errors import BundleError, ConfigError, EngineUnavailable, PolicyEvalError
+from engine.models.common import Verdict
+from tests.conftest import POLICIES, REPO
+
+INPUT = {
+    "schema_version": 1,
+    "now_ns": 1795694400000000000,
+    "adapter": "cli",
+    "release": {"id": "r1", "service": "payments", "environment": "dev", "stage": "deploy"},
+    "artifact": {"digest": "sha256:" + "a" * 64},
+    "provenance": {"status": "missing", "attestations": []},
+    "vulnerabilities": {"status": "missing", "reports": [], "findings": [], "counts": {}},
+    "slo": {"status": "missing"},
+    "approvals": {"status": "ok", "records": []},
+}
+
+
+def _wait_for(condition: Callable[[], bool], *, limit_s: float = 30.0) -> bool:
+    """Poll until ``condition`` holds (a bound on waiting, never an assertion on speed)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _policy_dir(tmp_path: Path, rego: str) -> Path:
+    target = tmp_path / "policy"
+    target.mkdir()
+    (target / "decision.rego").write_text(rego)
+    return target
+
+
+@pytest.fixture()
+def engine(opa_binary: Path) -> Iterator[ManagedOpaEngine]:
+    eng = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary, timeout=1.0)
+    yield eng
+    eng.close()
+
+
+def test_evaluates_the_policy_library(engine: ManagedOpaEngine) -> None:
+    result = engine.evaluate(INPUT)
+    assert result.verdict is Verdict.ALLOW
+    assert engine.info.name == "opa"
+    assert engine.info.version == "1.22.3"
+    assert engine.policy.digest.startswith("sha256:")
+
+
+def test_killed_opa_fails_closed_then_is_restarted(engine: ManagedOpaEngine) -> None:
+    old_pid = engine.pid
+    os.kill(old_pid, signal.SIGKILL)
+    assert _wait_for(lambda: engine._current.popen.poll() is not None)
+    # While it is down: pause / engine_unavailable, never allow.
+    result = evaluate(engine, INPUT)
+    if engine.pid == old_pid:
+        assert result.verdict is Verdict.PAUSE
+        assert [r.code for r in result.reasons] == ["engine_unavailable"]
+    assert _wait_for(lambda: engine.pid != old_pid and engine.healthy)
+    assert engine.restarts == 1
+    assert engine.evaluate(INPUT).verdict is Verdict.ALLOW
+
+
+def test_hanging_opa_times_out(engine: ManagedOpaEngine) -> None:
+    os.kill(engine.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(EngineUnavailable, match="did not answer"):
+            engine.evaluate(INPUT)
+        result = evaluate(engine, INPUT)
+        assert result.verdict is Verdict.PAUSE
+        assert result.reasons[0].code == "engine_unavailable"
+    finally:
+        os.kill(engine.pid, signal.SIGCONT)
+    assert engine.evaluate(INPUT).verdict is Verdict.ALLOW
+
+
+def test_undefined_decision_is_an_error(opa_binary: Path, tmp_path: Path) -> None:
+    src = _policy_dir(tmp_path, "package releasegate\n\nsomething_else := 1\n")
+    eng = ManagedOpaEngine(PolicySource(src), opa=opa_binary)
+    try:
+        with pytest.raises(PolicyEvalError, match="undefined"):
+            eng.evaluate(INPUT)
+        assert evaluate(eng, INPUT).reasons[0].code == "engine_unavailable"
+    finally:
+        eng.close()
+
+
+@pytest.mark.parametrize(
+    "rego",
+    [
+        'decision := {"verdict": "maybe", "reasons": [], "warnings": []}',
+        'decision := {"verdict": "allow", "reasons": [{"code": "x"}], "warnings": []}',
+        'decision := "allow"',
+        'decision := {"verdict": "allow", "reasons": [], "warnings": [], "extra": 1}',
+    ],
+    ids=["unknown-verdict", "reason-without-fields", "not-an-object", "unknown-field"],
+)
+def test_malformed_decision_is_an_error(opa_binary: Path, tmp_path: Path, rego: str) -> None:
+    src = _policy_dir(tmp_path, f"package releasegate\n\n{rego}\n")
+    eng = ManagedOpaEngine(PolicySource(src), opa=opa_binary)
+    try:
+        with pytest.raises(PolicyEvalError, match="malformed"):
+            eng.evaluate(INPUT)
+    finally:
+        eng.close()
+
+
+def test_self_contradicting_decision_pauses(opa_binary: Path, tmp_path: Path) -> None:
+    rego = (
+        'decision := {"verdict": "allow", "warnings": [], "reasons": [{"code": "vuln_critical",'
+        ' "verdict": "rollback", "policy": "p", "message": "m"}]}'
+    )
+    src = _policy_dir(tmp_path, f"package releasegate\n\n{rego}\n")
+    eng = ManagedOpaEngine(PolicySource(src), opa=opa_binary)
+    try:
+        result = evaluate(eng, INPUT)
+        assert result.verdict is Verdict.PAUSE
+        assert result.reasons[0].code == "engine_unavailable"
+        assert "malformed policy output" in result.reasons[0].message
+    finally:
+        eng.close()
+
+
+def test_runtime_error_in_policy_is_engine_unavailable(opa_binary: Path, tmp_path: Path) -> None:
+    # Two conflicting values for a complete rule: OPA answers 500 eval_conflict_error.
+    rego = (
+        'decision := {"verdict": "allow", "reasons": [], "warnings": []} if input.now_ns\n'
+        'decision := {"verdict": "pause", "reasons": [], "warnings": []} if input.adapter\n'
+    )
+    src = _policy_dir(tmp_path, f"package releasegate\n\n{rego}")
+    eng = ManagedOpaEngine(PolicySource(src), opa=opa_binary)
+    try:
+        result = evaluate(eng, INPUT)
+        assert result.verdict is Verdict.PAUSE
+        assert "HTTP 500" in result.reasons[0].message
+    finally:
+        eng.close()
+
+
+def test_signed_committed_bundle_loads_and_foreign_key_is_refused(
+    opa_binary: Path, tmp_path: Path
+) -> None:
+    bundle = REPO / "bundles" / "releasegate.tar.gz"
+    key = REPO / "bundles" / "releasegate.pub.pem"
+    eng = ManagedOpaEngine(PolicySource(bundle, public_key=key), opa=opa_binary)
+    try:
+        assert eng.evaluate(INPUT).verdict is Verdict.ALLOW
+        assert eng.policy.digest.startswith("sha256:")
+    finally:
+        eng.close()
+    other = tmp_path / "other.pem"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pub = ec.generate_private_key(ec.SECP256R1()).public_key()
+    other.write_bytes(
+        pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    with pytest.raises(BundleError, match="refused"):
+        ManagedOpaEngine(PolicySource(bundle, public_key=other), opa=opa_binary)
+
+
+def test_reload_swaps_good_bundle_and_keeps_serving_on_bad(
+    engine: ManagedOpaEngine, tmp_path: Path
+) -> None:
+    before = engine.policy
+    changed = tmp_path / "changed"
+    shutil.copytree(POLICIES, changed)
+    (changed / "releasegate" / "extra.rego").write_text("package releasegate.extra\n\nx := 1\n")
+    engine.reload(PolicySource(changed))
+    assert engine.policy.digest != before.digest
+    assert engine.evaluate(INPUT).verdict is Verdict.ALLOW
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.rego").write_text("package releasegate\n\ndecision := {\n")
+    current = engine.policy
+    with pytest.raises(BundleError):
+        engine.reload(PolicySource(broken))
+    assert engine.policy == current
+    assert engine.evaluate(INPUT).verdict is Verdict.ALLOW
+
+
+def test_missing_opa_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELEASEGATE_OPA", "/nonexistent/opa")
+    monkeypatch.setenv("RELEASEGATE_TOOLS_DIR", "/nonexistent")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ConfigError, match="scripts/install-opa.sh"):
+        find_opa()

@@ -1,0 +1,130 @@
+"""The pipeline with a FakeEngine: fail-closed mapping, digests, ids, recording."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import pytest
+import rfc8785
+
+from engine.decision import DecisionPipeline, format_timestamp, input_digest
+from engine.engines.fake import FakeEngine
+from engine.errors import EngineUnavailable, StoreError
+from engine.inputs.base import FactProviders, NoApprovalStore, NoSloConfigured
+from engine.models.common import SectionStatus, Verdict
+from engine.models.decision import Decision, PolicyResult, Reason
+from engine.models.parse import parse_request
+from engine.models.provenance import ProvenanceSection
+from engine.models.vulnerabilities import VulnerabilitiesSection
+
+NOW = 1795694400123456789
+REQUEST = {
+    "release": {"id": "r1", "service": "payments", "environment": "prod", "stage": "deploy"},
+    "artifact": {"digest": "sha256:" + "b" * 64},
+}
+
+
+class _NoProvenance:
+    def collect(self, attestations: Any, *, artifact_digest: str) -> ProvenanceSection:
+        return ProvenanceSection(status=SectionStatus.MISSING)
+
+
+class _NoScans:
+    def collect(self, scans: Any, *, artifact_digest: str) -> VulnerabilitiesSection:
+        return VulnerabilitiesSection(status=SectionStatus.MISSING)
+
+
+PROVIDERS = FactProviders(
+    provenance=_NoProvenance(),
+    vulnerabilities=_NoScans(),
+    slo=NoSloConfigured(),
+    approvals=NoApprovalStore(),
+)
+
+
+class _Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.appended: list[tuple[Decision, dict[str, Any], str | None, str]] = []
+
+    def append(
+        self,
+        decision: Decision,
+        *,
+        input_document: dict[str, Any],
+        caller: str | None,
+        adapter: str,
+    ) -> Decision:
+        if self.fail:
+            raise StoreError("disk full")
+        self.appended.append((decision, input_document, caller, adapter))
+        return decision
+
+
+def _pipeline(engine: FakeEngine, recorder: _Recorder | None = None) -> DecisionPipeline:
+    return DecisionPipeline(
+        engine=engine, providers=PROVIDERS, recorder=recorder, clock=lambda: NOW
+    )
+
+
+def test_allow_passes_through_with_identity_fields() -> None:
+    engine = FakeEngine(lambda doc: PolicyResult(verdict=Verdict.ALLOW))
+    decision = _pipeline(engine).decide(parse_request(REQUEST), caller="ci")
+    assert decision.verdict is Verdict.ALLOW
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", decision.decision_id
+    )
+    assert decision.timestamp == "2026-11-26T12:00:00.123456Z"
+    document = engine.calls[0]
+    assert document["now_ns"] == NOW - NOW % 1024
+    assert document["release"]["caller"] == "ci"
+    assert "caller" not in decision.release
+    canonical = rfc8785.dumps({**document, "now_ns": float(document["now_ns"])})
+    assert decision.input_digest == "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def test_engine_error_becomes_pause_engine_unavailable() -> None:
+    engine = FakeEngine(lambda doc: EngineUnavailable("connection refused"))
+    decision = _pipeline(engine).decide(parse_request(REQUEST))
+    assert decision.verdict is Verdict.PAUSE
+    assert [r.code for r in decision.reasons] == ["engine_unavailable"]
+    assert "connection refused" in decision.reasons[0].message
+
+
+@pytest.mark.parametrize("claimed", [Verdict.ALLOW, Verdict.PAUSE])
+def test_verdict_weaker_than_its_reasons_is_refused(claimed: Verdict) -> None:
+    reason = Reason(code="vuln_critical", verdict=Verdict.ROLLBACK, policy="p", message="m")
+    engine = FakeEngine(lambda doc: PolicyResult(verdict=claimed, reasons=[reason]))
+    decision = _pipeline(engine).decide(parse_request(REQUEST))
+    assert decision.verdict is Verdict.PAUSE
+    assert decision.reasons[0].code == "engine_unavailable"
+
+
+def test_rollback_without_reasons_is_refused() -> None:
+    engine = FakeEngine(lambda doc: PolicyResult(verdict=Verdict.ROLLBACK))
+    assert _pipeline(engine).decide(parse_request(REQUEST)).reasons[0].code == "engine_unavailable"
+
+
+def test_decision_is_recorded_before_it_is_returned() -> None:
+    recorder = _Recorder()
+    engine = FakeEngine(lambda doc: PolicyResult(verdict=Verdict.ALLOW))
+    decision = _pipeline(engine, recorder).decide(
+        parse_request(REQUEST), caller="ci", adapter="api"
+    )
+    assert len(recorder.appended) == 1
+    recorded, document, caller, adapter = recorder.appended[0]
+    assert recorded.decision_id == decision.decision_id
+    assert input_digest(document) == decision.input_digest
+    assert (caller, adapter) == ("ci", "api")
+
+
+def test_no_verdict_without_a_record() -> None:
+    engine = FakeEngine(lambda doc: PolicyResult(verdict=Verdict.ALLOW))
+    with pytest.raises(StoreError):
+        _pipeline(engine, _Recorder(fail=True)).decide(parse_request(REQUEST))
+
+
+def test_timestamp_format() -> None:
+    assert format_timestamp(0) == "1970-01-01T00:00:00.000000Z"
