@@ -72,7 +72,7 @@ def read_entries(raw: bytes) -> dict[str, bytes]:
                     raise BundleError(f"{member.name}: not a regular file (links are refused)")
                 name = _normalize(member.name)
                 parts = name.split("/")
-                if not name or ".." in parts or "" in parts or name.startswith("./"):
+                if not name or {"", ".", ".."} & set(parts):
                     raise BundleError(f"{member.name!r}: unsafe or non-canonical file name")
                 if name in entries:
                     raise BundleError(f"{name}: appears more than once in the bundle")

@@ -218,9 +218,10 @@ def _symlink(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarI
         (_symlink, "not a regular file"),
         (lambda ms: [*ms, ms[-1]], "appears more than once"),
         (add_file("../evil.rego", b"package releasegate.x"), "unsafe or non-canonical"),
+        (add_file("./releasegate/x.rego", b"package releasegate.x"), "unsafe or non-canonical"),
         (add_file("/releasegate/README.md", b"hi"), "README.md: file not included"),
     ],
-    ids=["two-jwts", "stray-signatures", "symlink", "duplicate", "dotdot", "extra-non-rego"],
+    ids=["two-jwts", "stray-signatures", "symlink", "duplicate", "dotdot", "dot", "extra-file"],
 )
 def test_verify_is_strict_about_the_archive(
     signed_bundle: Path, pair: KeyPair, tmp_path: Path, transform: object, message: str
