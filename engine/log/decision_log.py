@@ -28,6 +28,7 @@ from engine.log.merkle import (
 from engine.log.record import (
     DecisionRecordV1,
     RequestMeta,
+    canonical_members,
     compute_record_hash,
     draft_body,
     log_and_signature,
@@ -128,6 +129,7 @@ class DecisionLog:
         )
         draft = RecordDraft(
             body=body,
+            members=canonical_members(body),
             decision_id=decision.decision_id,
             ts=normalize_timestamp(decision.timestamp, what="decision.timestamp"),
             service=str(decision.release.get("service", "")),
@@ -143,8 +145,8 @@ class DecisionLog:
         log, signature = log_and_signature(record)
         return decision.model_copy(update={"log": log, "signature": signature})
 
-    def _seal(self, body: dict[str, Any], index: int, prev: str) -> tuple[dict[str, Any], bytes]:
-        return seal(body, index, prev, self.signer)
+    def _seal(self, draft: RecordDraft, index: int, prev: str) -> tuple[dict[str, Any], bytes]:
+        return seal(draft.body, index, prev, self.signer, members=draft.members)
 
     # -- reads ----------------------------------------------------------------------
 

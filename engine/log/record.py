@@ -97,21 +97,50 @@ def draft_body(
         erased=list(erased),
         masked=list(masked),
     )
-    canonical_bytes(body)  # fail early (in the caller) on values JCS cannot encode
     return body
 
 
+def canonical_members(body: dict[str, Any]) -> dict[str, bytes]:
+    """RFC 8785 encodings of each top-level member (``"key":value``) of ``body``.
+
+    A canonical object is ``{`` + its members sorted by the UTF-16 code units of their
+    keys, joined by ``,`` + ``}``; so the draft's members are encoded once, by the caller,
+    and the writer only adds ``log`` (see :func:`join_members`). Raises
+    :class:`InputError` for values JCS cannot encode.
+    """
+    return {k: canonical_bytes(k) + b":" + canonical_bytes(v) for k, v in body.items()}
+
+
+def join_members(members: dict[str, bytes]) -> bytes:
+    """The canonical object made of pre-encoded members (RFC 8785 §3.2.3 ordering)."""
+    keys = sorted(members, key=lambda k: k.encode("utf-16-be"))
+    return b"{" + b",".join(members[k] for k in keys) + b"}"
+
+
 def seal(
-    draft: dict[str, Any], index: int, prev_hash: str, signer: Signer
+    draft: dict[str, Any],
+    index: int,
+    prev_hash: str,
+    signer: Signer,
+    *,
+    members: dict[str, bytes] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """Place ``draft`` at ``index`` after ``prev_hash``, hash and sign it.
 
-    Returns the full record and its raw record hash.
+    Returns the full record and its raw record hash. ``members`` (from
+    :func:`canonical_members` of ``draft``) saves re-encoding the draft.
     """
+    if "log" in draft or "signature" in draft:
+        raise InputError("a draft record must not carry 'log' or 'signature'")
+    log: dict[str, Any] = {"index": index, "prev_hash": prev_hash}
+    if members is None:
+        members = canonical_members(draft)
+    canonical = join_members(
+        members | {"log": canonical_bytes("log") + b":" + canonical_bytes(log)}
+    )
+    raw = hashlib.sha256(canonical).digest()
     record = dict(draft)
-    record["log"] = {"index": index, "prev_hash": prev_hash}
-    raw = compute_record_hash(record)
-    record["log"]["record_hash"] = digest_ref(raw)
+    record["log"] = dict(log, record_hash=digest_ref(raw))
     record["signature"] = {
         "alg": ALG,
         "key_id": signer.key_id,

@@ -25,8 +25,8 @@ from engine.log.merkle import Frontier, NodeKey, leaf_hash
 
 _logger = logging.getLogger(__name__)
 
-Sealer = Callable[[dict[str, Any], int, str], tuple[dict[str, Any], bytes]]
-"""``(draft body, index, prev_hash) -> (full record, raw record hash)``."""
+Sealer = Callable[["RecordDraft", int, str], tuple[dict[str, Any], bytes]]
+"""``(draft, index, prev_hash) -> (full record, raw record hash)``."""
 
 NodeFetch = Callable[[Iterable[NodeKey]], dict[NodeKey, bytes]]
 CommitFn = Callable[[Callable[[int, str, NodeFetch], "Batch"]], "Batch"]
@@ -39,6 +39,7 @@ class RecordDraft:
     """A record body awaiting its index, plus the columns stored for filtering."""
 
     body: dict[str, Any]
+    members: dict[str, bytes]
     decision_id: str
     ts: str
     service: str
@@ -170,7 +171,7 @@ class GroupCommitWriter:
 def _seal_into(batch: Batch, item: _Pending) -> None:
     d = item.draft
     try:
-        record, raw = item.seal(d.body, batch.size, batch.last_hash)
+        record, raw = item.seal(d, batch.size, batch.last_hash)
     except EngineError as exc:
         batch.outcomes.append((item, exc))
         return

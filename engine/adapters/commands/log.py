@@ -102,7 +102,11 @@ def _verify(args: argparse.Namespace) -> int:
             report = verify_export(handle, keyring, since_checkpoint=kept)
         except ExportVerificationError as exc:
             if args.format == "json":
-                doc: dict[str, Any] = {"ok": False, "first_bad_index": exc.index, "error": exc.message}
+                doc: dict[str, Any] = {
+                    "ok": False,
+                    "first_bad_index": exc.index,
+                    "error": exc.message,
+                }
                 print(json.dumps(doc, indent=2))
             else:
                 print(f"log verify: FAILED: {exc.message}", file=sys.stderr)
