@@ -214,3 +214,33 @@ def test_delete_a_row_in_the_database_is_caught(
         conn.execute("DELETE FROM log_records WHERE idx=4")
     err = failure(export_lines(log), log.keyring)
     assert err.index == 4 and "found 5" in err.message
+
+
+def test_key_rotation_keeps_old_records_verifiable(tmp_path: Path) -> None:
+    from engine.log.keystore import generate_signing_key, load_keyring
+
+    state = tmp_path / "rot"
+    log = open_decision_log(state)
+    fill(log, 3)
+    kept = export_lines(log)[-1]
+    old_key = log.signer.key_id
+    log.close()
+    generate_signing_key(state)
+    log = open_decision_log(state, create_key=False)
+    try:
+        assert log.signer.key_id != old_key
+        fill(log, 3, start=3)
+        lines = export_lines(log)
+        ring = load_keyring(state)
+        report = verify_export(lines, ring, since_checkpoint=SignedCheckpoint.from_text(kept))
+        assert report.key_ids == tuple(sorted([old_key, log.signer.key_id]))
+        # The auditor holding only the new public key cannot vouch for the old records.
+        only_new = KeyRing()
+        only_new.add(log.signer.public_key)
+        err = failure(lines, only_new)
+        assert err.index == 0 and "unknown key" in err.message
+        # A kept checkpoint saved as a bare signed note works too.
+        note_only = SignedCheckpoint.from_text(json.loads(kept)["note"])
+        assert verify_export(lines, ring, since_checkpoint=note_only).consistent_with == 3
+    finally:
+        log.close()
