@@ -23,8 +23,9 @@ from engine.api.errors import install_error_handlers
 from engine.api.metrics import MeteredEngine, MeteredRecorder, ServiceMetrics
 from engine.api.middleware import ServiceMiddleware
 from engine.approvals import ApprovalStore
-from engine.auth import FailureLimiter, TokenStore
+from engine.auth import FailureLimiter
 from engine.auth.sql import database_url
+from engine.auth.tokens import TokenStore
 from engine.config import Settings
 from engine.decision import DecisionPipeline
 from engine.log import DecisionLog, MaskRule, open_decision_log

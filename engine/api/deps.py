@@ -19,7 +19,8 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.approvals import ApprovalStore
-from engine.auth import FailureLimiter, Principal, TokenStore
+from engine.auth import FailureLimiter, Principal
+from engine.auth.tokens import TokenStore
 from engine.config import Settings
 from engine.decision import DecisionPipeline
 from engine.engines.base import PolicyEngine

@@ -1,18 +1,12 @@
-"""Authentication: bearer tokens stored hashed, principals, failed-attempt rate limiting."""
+"""Authentication: principals, roles and failed-attempt rate limiting (stdlib only).
+
+Token storage (SQLAlchemy) is :mod:`engine.auth.tokens`, imported where it is used so the
+CLI's import path stays light.
+"""
 
 from __future__ import annotations
 
-from engine.auth.principal import ADMIN, Principal
+from engine.auth.principal import ADMIN, ROLES, Principal
 from engine.auth.ratelimit import FailureLimiter
-from engine.auth.tokens import ROLES, TOKEN_PREFIX, TokenInfo, TokenStore, hash_token
 
-__all__ = [
-    "ADMIN",
-    "ROLES",
-    "TOKEN_PREFIX",
-    "FailureLimiter",
-    "Principal",
-    "TokenInfo",
-    "TokenStore",
-    "hash_token",
-]
+__all__ = ["ADMIN", "ROLES", "FailureLimiter", "Principal"]

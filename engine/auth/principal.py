@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ADMIN = "admin"
+ROLES = ("ci", "admission", "rollout", "approver", "auditor", "admin")
+"""Every role of contract §5."""
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
 
+from engine.auth.principal import ROLES
 from engine.auth.sql import make_engine
 from engine.errors import InputError, StoreError, map_errors
 
 TOKEN_PREFIX = "rgt_"
-ROLES = ("ci", "admission", "rollout", "approver", "auditor", "admin")
-"""Every role of contract §5."""
 
 metadata = MetaData()
 

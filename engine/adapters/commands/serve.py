@@ -1,0 +1,209 @@
+"""``releasegate serve``: the embedded decision service under uvicorn.
+
+Starts a managed OPA on the configured (or committed, signed) bundle, opens the state
+directory (SQLite log, Ed25519 signing key created on first start with mode 0600, token
+hashes), prints what it uses and where, and serves the API. Settings come from
+``RELEASEGATE_*`` plus the flags and are validated first; insecure settings are refused
+unless ``--dev``. No network calls at start, and fastapi/uvicorn are imported only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError, FieldError
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback address or name (``127.0.0.1``, ``::1``, ``localhost``)."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_settings(settings: Any) -> list[FieldError]:
+    """What makes these settings unsafe to serve with outside ``--dev``."""
+    from engine.log.keystore import PRIVATE_KEY_FILE, keys_dir
+
+    problems: list[FieldError] = []
+    if not is_loopback(settings.host) and settings.tls_cert is None:
+        problems.append(
+            FieldError("host", f"{settings.host} is not loopback and TLS is off (set tls_cert)")
+        )
+    state_dir: Path = settings.state_dir
+    if state_dir.exists() and state_dir.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append(FieldError("state_dir", f"{state_dir} is writable by group or others"))
+    key = keys_dir(state_dir) / PRIVATE_KEY_FILE
+    if key.exists() and key.stat().st_mode & 0o077:
+        problems.append(FieldError("state_dir", f"signing key {key} is readable by others"))
+    for path_field in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = getattr(settings, path_field)
+        if path is not None and not Path(path).is_file():
+            problems.append(FieldError(path_field, f"{path} does not exist"))
+    return problems
+
+
+def _configure_logging(level: str) -> None:
+    from engine.api.middleware import JsonLogFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _print_summary(settings: Any, *, log: Any, runtime: Any, tokens: Any, url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from engine.auth.sql import database_url
+    from engine.log.keystore import PRIVATE_KEY_FILE, keys_dir
+
+    db = make_url(database_url(settings.state_dir, settings.database_url))
+    source = settings.policy_source()
+    policy = runtime.engine.policy
+    info = runtime.engine.info
+    pid = getattr(runtime.engine, "pid", None)
+    active = tokens.count_active()
+    lines = [
+        f"releasegate serve{' (DEV MODE: insecure settings allowed)' if settings.dev_mode else ''}",
+        f"  state dir:   {settings.state_dir.resolve()}",
+        f"  database:    {db.render_as_string(hide_password=True)}",
+        f"  signing key: {log.signer.key_id} "
+        f"({(keys_dir(settings.state_dir) / PRIVATE_KEY_FILE).resolve()}, mode 0600)",
+        f"  tokens:      {active} active"
+        + (
+            ""
+            if active
+            else f" (create one: releasegate token create --state-dir "
+            f"{settings.state_dir} --subject NAME --role ci)"
+        ),
+        f"  policy:      {source.path} (signed: {'yes' if source.public_key else 'no'})",
+        f"  bundle:      revision {policy.revision} digest {policy.digest}",
+        f"  engine:      {info.name} {info.version}"
+        + (f" (managed, pid {pid})" if pid is not None else " (remote)"),
+        f"  mutual TLS:  {'on' if settings.tls_client_ca else 'off'}",
+        f"  url:         {url}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, open the state, serve until interrupted."""
+    from engine.config import build_settings
+
+    settings = build_settings(
+        host=args.host,
+        port=args.port,
+        state_dir=None if args.state_dir is None else args.state_dir.resolve(),
+        dev_mode=args.dev or None,
+    )
+    problems = insecure_settings(settings)
+    if problems and not settings.dev_mode:
+        raise ConfigError("refusing insecure settings (use --dev to override)", errors=problems)
+    for problem in problems:
+        print(f"warning (dev mode): {problem.loc}: {problem.message}", file=sys.stderr)
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    import ssl
+
+    import uvicorn
+
+    from engine.api import create_app
+    from engine.approvals import ApprovalStore
+    from engine.auth.sql import database_url
+    from engine.auth.tokens import TokenStore
+    from engine.log import MaskRule, open_decision_log
+    from engine.runtime import open_runtime
+
+    url = database_url(settings.state_dir, settings.database_url)
+    masks = [MaskRule.parse(p) for p in settings.mask_paths]
+    closers: list[Any] = []
+    try:
+        log = open_decision_log(settings.state_dir, database_url=settings.database_url, masks=masks)
+        closers.append(log)
+        approvals = ApprovalStore(
+            url,
+            default_ttl_s=settings.approval_default_ttl_s,
+            max_ttl_s=settings.approval_max_ttl_s,
+        )
+        closers.append(approvals)
+        tokens = TokenStore(url)
+        closers.append(tokens)
+        runtime = open_runtime(settings)
+        closers.append(runtime)
+        app = create_app(
+            settings, runtime=runtime, decision_log=log, approvals=approvals, tokens=tokens
+        )
+        scheme = "https" if settings.tls_cert else "http"
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        _print_summary(
+            settings, log=log, runtime=runtime, tokens=tokens,
+            url=f"{scheme}://{host}:{settings.port}",
+        )  # fmt: skip
+        _configure_logging(args.log_level)
+        tls: dict[str, Any] = {}
+        if settings.tls_cert is not None:
+            tls = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+        if settings.tls_client_ca is not None:
+            from engine.api.tls import ClientCertH11Protocol
+
+            tls |= {
+                "ssl_ca_certs": str(settings.tls_client_ca),
+                "ssl_cert_reqs": ssl.CERT_REQUIRED,
+                "http": ClientCertH11Protocol,
+            }
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            **tls,
+        )
+        server = uvicorn.Server(config)
+        server.run()
+        return 0 if server.started else 1
+    finally:
+        for closer in reversed(closers):
+            closer.close()
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` sub-command."""
+    p = subparsers.add_parser(
+        "serve",
+        help="run the decision service (API, managed OPA, signed log)",
+        description="Serve the releasegate API on 127.0.0.1:8080 (default) with a managed OPA "
+        "and the state directory's signed decision log. Settings: RELEASEGATE_* and flags.",
+    )
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8080)")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="state directory (default RELEASEGATE_STATE_DIR or ./.releasegate)",
+    )
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="development mode: allow insecure settings, with warnings "
+        "(or RELEASEGATE_DEV_MODE=true)",
+    )
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=run)
