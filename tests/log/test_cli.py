@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import fill
 
 from engine.adapters.cli import main
 from engine.log.decision_log import DecisionLog, open_decision_log
+from tests.log.helpers import fill
 
 TOKEN = "auditor-token"
 

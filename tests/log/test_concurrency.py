@@ -9,11 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import input_doc, make_decision
 
 from engine.log.decision_log import open_decision_log
 from engine.log.keystore import load_signing_key
 from engine.log.verify import verify_export
+from tests.log.helpers import input_doc, make_decision
 
 WRITERS, APPENDS = 4, 50
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import T0, fill, input_doc, make_decision
 
 from engine.errors import InputError, SignatureError, StoreError
 from engine.log.canonical import ZERO_HASH, digest_bytes
@@ -21,6 +20,7 @@ from engine.log.masking import MaskOp, MaskRule
 from engine.log.merkle import leaf_hash, verify_consistency, verify_inclusion
 from engine.log.record import compute_record_hash
 from engine.log.verify import verify_export
+from tests.log.helpers import T0, fill, input_doc, make_decision
 
 
 def test_append_fills_log_and_signature_and_chains(log: DecisionLog) -> None:

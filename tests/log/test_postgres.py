@@ -7,11 +7,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import fill, make_decision
 
 from engine.errors import StoreError
 from engine.log.decision_log import open_decision_log
 from engine.log.verify import ExportVerificationError, verify_export
+from tests.log.helpers import fill, make_decision
 
 pytestmark = pytest.mark.postgres
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fill
 
 from engine.log.checkpoint import SignedCheckpoint
 from engine.log.decision_log import DecisionLog, open_decision_log
 from engine.log.record import hash_body, seal
 from engine.log.signing import Ed25519Signer, KeyRing
 from engine.log.verify import ExportVerificationError, verify_export
+from tests.log.helpers import fill
 
 
 def export_lines(log: DecisionLog) -> list[str]:

@@ -7,7 +7,6 @@ import copy
 import json
 
 import pytest
-from conftest import make_decision
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
@@ -15,6 +14,7 @@ from securesystemslib.signer import SSlibKey
 from engine.errors import InputError
 from engine.log.signing import Ed25519Signer
 from engine.log.vsa import PAYLOAD_TYPE, VSA_PREDICATE_TYPE, build_vsa_envelope, pae
+from tests.log.helpers import make_decision
 
 
 def _verifier_key(signer: Ed25519Signer) -> SSlibKey:
