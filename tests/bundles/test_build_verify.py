@@ -10,7 +10,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import ALG, KEY_ID, POLICY_SRC, REPO, KeyPair, add_file, read_tar, rewrite, write_tar
 
 from engine.bundles import (
     SigningAlg,
@@ -25,6 +24,17 @@ from engine.bundles.keys import load_signing_key
 from engine.bundles.models import BundleFile
 from engine.bundles.sign import sign_jws
 from engine.errors import BundleError, InputError
+from tests.bundles.support import (
+    ALG,
+    KEY_ID,
+    POLICY_SRC,
+    REPO,
+    KeyPair,
+    add_file,
+    read_tar,
+    rewrite,
+    write_tar,
+)
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import serve_app
 from fastapi import FastAPI
 
 from engine.api.bundle_server import BUNDLE_MEDIA_TYPE, bundle_router
+from tests.bundles.support import serve_app
 
 
 @pytest.fixture

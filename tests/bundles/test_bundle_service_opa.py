@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import (
+from fastapi import FastAPI, Request, Response
+
+from engine.api.bundle_server import bundle_router
+from engine.bundles import SigningAlg, build_bundle
+from tests.bundles.support import (
     ALG,
     KEY_ID,
     POLICY_SRC,
@@ -26,10 +30,6 @@ from conftest import (
     serve_app,
     wait_healthy,
 )
-from fastapi import FastAPI, Request, Response
-
-from engine.api.bundle_server import bundle_router
-from engine.bundles import SigningAlg, build_bundle
 
 pytestmark = pytest.mark.opa
 

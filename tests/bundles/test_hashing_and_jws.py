@@ -10,7 +10,6 @@ import hashlib
 import json
 
 import pytest
-from conftest import KeyPair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from engine.bundles.hashing import file_digest
 from engine.bundles.keys import load_signing_key, load_verification_key
 from engine.bundles.sign import b64url_encode, sign_jws, verify_jws
 from engine.errors import BundleError
+from tests.bundles.support import KeyPair
 
 
 def test_json_data_is_hashed_canonically_rego_as_raw_bytes() -> None:

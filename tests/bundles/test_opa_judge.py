@@ -9,7 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import (
+
+from engine.bundles import SigningAlg, build_bundle, verify_bundle
+from engine.bundles.hashing import file_digest
+from engine.bundles.sign import b64url_decode
+from engine.errors import BundleError
+from tests.bundles.support import (
     ALG,
     KEY_ID,
     POLICY_SRC,
@@ -24,11 +29,6 @@ from conftest import (
     rewrite,
     wait_healthy,
 )
-
-from engine.bundles import SigningAlg, build_bundle, verify_bundle
-from engine.bundles.hashing import file_digest
-from engine.bundles.sign import b64url_decode
-from engine.errors import BundleError
 
 pytestmark = pytest.mark.opa
 

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ID, POLICY_SRC, flip_rego_byte, rewrite
 
 from engine.adapters.cli import main
+from tests.bundles.support import KEY_ID, POLICY_SRC, flip_rego_byte, rewrite
 
 
 def _keygen(tmp_path: Path) -> tuple[Path, Path]:
