@@ -69,10 +69,14 @@ def export_from_server(
 
 
 def read_checkpoint_file(path: Path) -> SignedCheckpoint:
-    """A kept checkpoint: the JSON form, a bare signed note, or the last line of an export."""
+    """A kept checkpoint: the JSON form (as served or pretty-printed), a bare signed note,
+    or an earlier export (its last line)."""
     with map_errors(InputError, f"cannot read checkpoint file {path}"):
         text = path.read_text(encoding="utf-8")
     stripped = text.strip()
-    if stripped.startswith("{") and "\n" in stripped:
-        stripped = stripped.splitlines()[-1]
-    return SignedCheckpoint.from_text(stripped if stripped.startswith("{") else text)
+    if not stripped.startswith("{"):
+        return SignedCheckpoint.from_text(text)
+    try:
+        return SignedCheckpoint.from_json(json.loads(stripped))
+    except ValueError:
+        return SignedCheckpoint.from_text(stripped.splitlines()[-1])

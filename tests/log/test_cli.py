@@ -175,3 +175,34 @@ def test_export_from_server_then_verify(
     assert "exported 13 records" in capsys.readouterr().out
     assert _PATHS[-4:] == ["/v1/log/checkpoint"] + ["/v1/decisions"] * 3  # pages of 5
     assert main(["log", "verify", "--export", str(export), "--keys", str(keys)]) == 0
+
+
+def test_kept_checkpoint_file_forms(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = _keys(state, tmp_path, capsys)
+    export = tmp_path / "export.jsonl"
+    assert main(["log", "export", "--state-dir", str(state), "--out", str(export)]) == 0
+    last = json.loads(export.read_text().splitlines()[-1])
+    forms = {
+        "pretty.json": json.dumps(last, indent=2),
+        "note.txt": last["note"],
+        "earlier-export.jsonl": export.read_text(),
+    }
+    for name, content in forms.items():
+        kept = tmp_path / name
+        kept.write_text(content)
+        argv = [
+            "log",
+            "verify",
+            "--export",
+            str(export),
+            "--keys",
+            str(keys),
+            "--since-checkpoint",
+            str(kept),
+        ]
+        assert main(argv) == 0, name
+    (tmp_path / "bad.json").write_text("{not json")
+    argv[-1] = str(tmp_path / "bad.json")
+    assert main(argv) == 2
