@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError
 from engine.adapters.rollouts import field_errors
 from engine.errors import FieldError, InputError
 from engine.models.common import NonEmptyStr, Stage, StrictModel, Verdict
-from engine.models.request import Artifact, DecisionRequestV1, Release
+from engine.models.request import DecisionRequestV1
 
 
 class FlaggerHook(enum.StrEnum):
@@ -108,17 +108,19 @@ def decision_request(payload: FlaggerPayload, hook: FlaggerHook) -> DecisionRequ
         "sha256:" + hashlib.sha256(release_id.encode()).hexdigest()
     )
     try:
-        return DecisionRequestV1(
-            release=Release(
-                id=release_id,
-                service=meta.get("service") or payload.name,
-                environment=meta.get("environment") or payload.namespace,
-                stage=hook.stage,
-                version=meta.get("version") or None,
-                requested_by=meta.get("requested_by") or None,
-            ),
-            artifact=Artifact(uri=meta.get("artifact_uri") or None, digest=digest),
-            dry_run=meta.get("dry_run", "").lower() in {"1", "true", "yes"},
+        return DecisionRequestV1.model_validate(
+            {
+                "release": {
+                    "id": release_id,
+                    "service": meta.get("service") or payload.name,
+                    "environment": meta.get("environment") or payload.namespace,
+                    "stage": hook.stage.value,
+                    "version": meta.get("version") or None,
+                    "requested_by": meta.get("requested_by") or None,
+                },
+                "artifact": {"uri": meta.get("artifact_uri") or None, "digest": digest},
+                "dry_run": meta.get("dry_run", "").lower() in {"1", "true", "yes"},
+            }
         )
     except ValidationError as exc:
         errors = [
