@@ -85,12 +85,27 @@ def status_for(error: EngineError) -> int:
     return 500
 
 
+_SERVER_MESSAGES = {
+    "log_unavailable": "the decision log cannot be written; no decision was returned",
+}
+
+
 async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EngineError)
     status = status_for(exc)
-    if status >= 500:
-        _logger.error("request failed: %s: %s", exc.code, exc.message)
-    return error_response(status, exc.code, exc.message, errors=[e.as_dict() for e in exc.errors])
+    if status < 500:
+        return error_response(
+            status, exc.code, exc.message, errors=[e.as_dict() for e in exc.errors]
+        )
+    # NOTE: a server-side error's message may quote SQL, paths or the record being written
+    # (which carries the verdict): neither the body nor the log line repeats it.
+    cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else None
+    _logger.error(
+        "request failed",
+        extra={"fields": {"code": exc.code, "error_type": type(exc).__name__, "cause": cause}},
+    )
+    message = _SERVER_MESSAGES.get(exc.code, f"the service cannot answer now ({exc.code})")
+    return error_response(status, exc.code, message)
 
 
 def _loc(parts: Any) -> str:
@@ -113,7 +128,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    _logger.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    _logger.error(
+        "unhandled error",
+        extra={
+            "fields": {
+                "method": request.method,
+                "path": request.url.path,
+                "error_type": type(exc).__name__,
+            }
+        },
+    )
     return error_response(500, "internal_error", "internal error; see the service log")
 
 

@@ -149,7 +149,15 @@ class ServiceMiddleware:
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's ``fields``."""
+    """One JSON object per line: time, level, logger, message and the record's ``fields``.
+
+    Exceptions are reduced to their type unless ``tracebacks`` (``serve --log-level debug``):
+    exception messages may quote request data.
+    """
+
+    def __init__(self, *, tracebacks: bool = False) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record``; ``extra={"fields": {...}}`` adds structured fields."""
@@ -163,6 +171,8 @@ class JsonLogFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             doc.update(fields)
-        if record.exc_info and record.levelno >= logging.ERROR:
-            doc["error_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+        if record.exc_info and record.exc_info[0] is not None:
+            doc.setdefault("error_type", record.exc_info[0].__name__)
+            if self.tracebacks:
+                doc["traceback"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str, separators=(",", ":"))

@@ -58,7 +58,7 @@ def _configure_logging(level: str) -> None:
     from engine.api.middleware import JsonLogFormatter
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter())
+    handler.setFormatter(JsonLogFormatter(tracebacks=level == "debug"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
