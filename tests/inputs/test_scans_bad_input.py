@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_scans_support import (
+from tests.inputs.test_scans_support import (
     ALPINE39,
     ALPINE310_SARIF,
     ASSETS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_scans_support import (
+from tests.inputs.test_scans_support import (
     ALL_CORPUS,
     ALPINE39,
     ALPINE310_SARIF,

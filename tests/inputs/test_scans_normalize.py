@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_scans_support import ALL_CORPUS, OTHER_DIGEST, load, section, zero_counts
+from tests.inputs.test_scans_support import ALL_CORPUS, OTHER_DIGEST, load, section, zero_counts
 
 from engine.errors import InputError
 from engine.inputs.scans import build_vulnerabilities_section

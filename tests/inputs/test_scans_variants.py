@@ -6,7 +6,7 @@ Each report here is a corpus report with a documented edit, or (for Trivy's
 
 from __future__ import annotations
 
-from test_scans_support import (
+from tests.inputs.test_scans_support import (
     ALPINE39,
     ALPINE310_SARIF,
     GRYPE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_scans_support import (
+from tests.inputs.test_scans_support import (
     ALPINE39,
     ALPINE310_JSON,
     ALPINE310_SARIF,

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from prometheus_fixture import free_port
+from tests.inputs.prometheus_fixture import free_port
 
 from engine.errors import InputError
 from engine.inputs.slo import SloConfig, SloProvider

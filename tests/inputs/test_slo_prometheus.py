@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from prometheus_fixture import PrometheusServer, Series, prometheus_with
+from tests.inputs.prometheus_fixture import PrometheusServer, Series, prometheus_with
 
 from engine.inputs.slo import SloConfig, SloProvider
 from engine.models.common import SectionStatus
