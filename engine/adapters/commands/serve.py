@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import signal
 import stat
 import sys
 from pathlib import Path
@@ -99,6 +100,14 @@ def _print_summary(settings: Any, *, log: Any, runtime: Any, tokens: Any, url: s
     print("\n".join(lines), flush=True)
 
 
+class _Terminated(Exception):
+    """SIGTERM after uvicorn's graceful shutdown."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, open the state, serve until interrupted."""
     from engine.config import build_settings
@@ -176,7 +185,15 @@ def run(args: argparse.Namespace) -> int:
             **tls,
         )
         server = uvicorn.Server(config)
-        server.run()
+        # NOTE: uvicorn re-raises a captured SIGTERM after its graceful shutdown; with the
+        # default action the process would die before closing OPA and the log below.
+        previous = signal.signal(signal.SIGTERM, _terminated)
+        try:
+            server.run()
+        except _Terminated:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return 0 if server.started else 1
     finally:
         for closer in reversed(closers):
