@@ -24,6 +24,8 @@ from engine.models.inputs import ArtifactFacts, ReleaseFacts
 
 NS = 1_000_000_000
 MAX_RECORDS_PER_RELEASE = 1000
+PROBE_TIMEOUT_MS = 500
+BUSY_TIMEOUT_MS = 10_000
 
 metadata = MetaData()
 
@@ -93,8 +95,13 @@ class ApprovalStore:
             try:
                 cur = raw.cursor()
                 if self._engine.dialect.name == "sqlite":
-                    cur.execute("BEGIN IMMEDIATE")
-                    cur.execute("ROLLBACK")
+                    # A probe waits briefly for a busy writer, not the full busy timeout.
+                    cur.execute(f"PRAGMA busy_timeout={PROBE_TIMEOUT_MS}")
+                    try:
+                        cur.execute("BEGIN IMMEDIATE")
+                        cur.execute("ROLLBACK")
+                    finally:
+                        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 else:
                     cur.execute("SHOW transaction_read_only")
                     row = cur.fetchone()

@@ -1,0 +1,114 @@
+"""Tokens (stored hashed, CLI create/list/revoke) and the failed-attempt rate limit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine.adapters.cli import main
+from engine.auth import FailureLimiter
+from engine.auth.sql import database_url
+from engine.auth.tokens import TOKEN_PREFIX, TokenStore, hash_token
+from tests.api.conftest import Service, ServiceFactory, dev_request
+
+
+def test_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
+    store = TokenStore(database_url(tmp_path))
+    token, info = store.create("ci-bot", ["ci", "auditor"])
+    store.close()
+    assert token.startswith(TOKEN_PREFIX) and len(token) == len(TOKEN_PREFIX) + 43
+    db = sqlite3.connect(tmp_path / "log.db")
+    rows = db.execute("SELECT token_hash, subject, roles, revoked FROM auth_tokens").fetchall()
+    db.close()
+    assert rows == [(hash_token(token), "ci-bot", '["auditor", "ci"]', None)]
+    for path in tmp_path.iterdir():
+        assert token.encode() not in path.read_bytes()
+    assert info.token_id == hash_token(token)[:16]
+
+
+def test_authenticate_rejects_unknown_malformed_and_revoked(tmp_path: Path) -> None:
+    store = TokenStore(database_url(tmp_path))
+    token, info = store.create("ci-bot", ["ci"])
+    assert store.authenticate(token) is not None
+    assert store.authenticate(token + "x") is None
+    assert store.authenticate("Bearer " + token) is None
+    assert store.authenticate(TOKEN_PREFIX + "a" * 500) is None
+    store.revoke(info.token_id)
+    assert store.authenticate(token) is None
+    with pytest.raises(Exception, match="no such token"):
+        store.revoke("0" * 16)
+    store.close()
+
+
+def test_token_cli_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = str(tmp_path / "state")
+    assert (
+        main(["token", "create", "--state-dir", state, "--subject", "bob", "--role", "approver"])
+        == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    token = out[0]
+    assert token.startswith(TOKEN_PREFIX) and "shown once" in out[1]
+    assert main(["token", "list", "--state-dir", state, "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(t["subject"], t["roles"], t["revoked"]) for t in listed] == [
+        ("bob", ["approver"], None)
+    ]
+    assert token not in json.dumps(listed)
+    assert main(["token", "revoke", "--state-dir", state, listed[0]["token_id"]]) == 0
+    capsys.readouterr()
+    assert main(["token", "list", "--state-dir", state]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert main(["token", "create", "--state-dir", state, "--subject", "x", "--role", "root"]) == 2
+    assert main(["token", "revoke", "--state-dir", state, "nope"]) == 2
+
+
+def test_failed_attempts_are_rate_limited_per_address(make_service: ServiceFactory) -> None:
+    service = make_service(auth_failure_limit=3, auth_failure_window_s=60)
+    bad = {"Authorization": "Bearer " + TOKEN_PREFIX + "z" * 43}
+    for _ in range(3):
+        assert service.client.get("/v1/log/checkpoint", headers=bad).status_code == 401
+    limited = service.client.get("/v1/log/checkpoint", headers=bad)
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # While blocked, even a valid token from that address is refused before it is checked.
+    assert service.decide(dev_request()).status_code == 429
+    # Public routes stay open.
+    assert service.client.get("/healthz").status_code == 200
+    metrics = service.client.get("/metrics").text
+    assert "releasegate_auth_failures_total 3.0" in metrics
+
+
+def test_missing_tokens_do_not_count_as_failures(make_service: ServiceFactory) -> None:
+    service = make_service(auth_failure_limit=2)
+    for _ in range(5):
+        assert service.client.get("/v1/log/checkpoint").status_code == 401
+    assert service.decide(dev_request()).status_code == 200
+
+
+def test_failure_window_ages_out() -> None:
+    now = [1000.0]
+    limiter = FailureLimiter(limit=2, window_s=60, clock=lambda: now[0])
+    limiter.failure("10.0.0.1")
+    limiter.failure("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == 60
+    assert limiter.retry_after("10.0.0.2") is None
+    now[0] += 30
+    assert limiter.retry_after("10.0.0.1") == 30
+    now[0] += 30
+    assert limiter.retry_after("10.0.0.1") is None
+
+
+def test_decisions_record_the_token_subject_not_a_claimed_one(service: Service) -> None:
+    body = dev_request()
+    body["release"]["requested_by"] = "ci-pipeline-impersonated"
+    decided = service.decide(body).json()
+    record = service.client.get(
+        f"/v1/decisions/{decided['decision_id']}", headers=service.headers("auditor")
+    ).json()
+    assert record["request"]["caller"] == "ci-pipeline"
+    assert record["release"]["requested_by"] == "ci-pipeline-impersonated"

@@ -1,0 +1,123 @@
+"""OpenAPI document, readiness, metrics isolation, structured logs, app lifecycle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.api import create_app
+from engine.api.middleware import JsonLogFormatter
+from engine.auth.sql import database_url
+from engine.config import build_settings
+from engine.runtime import Runtime
+from tests.api.conftest import Service, ServiceFactory, dev_request, prod_request
+
+
+def test_openapi_documents_routes_security_and_errors(service: Service) -> None:
+    doc = service.client.get("/openapi.json").json()
+    scheme = doc["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    paths = doc["paths"]
+    for path, method in (
+        ("/v1/decisions", "post"),
+        ("/v1/decisions", "get"),
+        ("/v1/decisions/{decision_id}", "get"),
+        ("/v1/decisions/{decision_id}/proof", "get"),
+        ("/v1/decisions/{decision_id}/vsa", "get"),
+        ("/v1/log/checkpoint", "get"),
+        ("/v1/log/consistency", "get"),
+        ("/v1/approvals", "post"),
+        ("/v1/approvals", "get"),
+    ):
+        op = paths[path][method]
+        assert op["security"] == [{"bearerAuth": []}], (path, method)
+        for status in ("401", "403"):
+            ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.endswith("/ErrorBody"), (path, method)
+    post = paths["/v1/decisions"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/DecisionRequestV1"
+    )
+    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/Decision"
+    )
+    assert {"413", "422", "503"} <= set(post["responses"])
+    vsa = paths["/v1/decisions/{decision_id}/vsa"]["get"]
+    assert {"404", "409"} <= set(vsa["responses"])
+    for public in ("/v1/keys", "/healthz", "/readyz", "/metrics"):
+        assert "security" not in paths[public]["get"], public
+    schemas = doc["components"]["schemas"]
+    assert schemas["DecisionRequestV1"]["additionalProperties"] is False
+    assert schemas["ApprovalCreate"]["additionalProperties"] is False
+
+
+def test_readyz_reports_each_check(service: Service) -> None:
+    r = service.client.get("/readyz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"engine", "policy", "log"}
+    assert body["policy"]["digest"].startswith("sha256:")
+    # Another connection holding the write lock makes the log unwritable for now.
+    db = sqlite3.connect(
+        database_url(service.state_dir).removeprefix("sqlite:///"), isolation_level=None, timeout=0
+    )
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        blocked = service.client.get("/readyz")
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert blocked.status_code == 503
+    assert blocked.json()["status"] == "not_ready"
+    assert blocked.json()["checks"]["log"]["ok"] is False
+    assert blocked.json()["checks"]["engine"]["ok"] is True
+
+
+def test_metrics_are_per_app(make_service: ServiceFactory) -> None:
+    one, two = make_service(), make_service()
+    assert one.decide(dev_request()).status_code == 200
+    assert one.decide(prod_request()).status_code == 200
+    m1, m2 = one.client.get("/metrics").text, two.client.get("/metrics").text
+    assert 'releasegate_decisions_total{verdict="allow"} 1.0' in m1
+    assert 'releasegate_decisions_total{verdict="pause"} 1.0' in m1
+    assert "releasegate_decision_duration_seconds_count 2.0" in m1
+    assert "releasegate_engine_evaluation_seconds_count 2.0" in m1
+    assert "releasegate_log_append_seconds_count 2.0" in m1
+    assert "releasegate_http_requests_in_flight 1.0" in m1  # the scrape itself
+    assert "releasegate_verification_cache_misses_total" in m1
+    assert "releasegate_decisions_total{" not in m2
+
+
+def test_one_json_log_line_per_request_and_decision(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="releasegate")
+    decided = service.decide(prod_request()).json()
+    formatter = JsonLogFormatter()
+    lines = [json.loads(formatter.format(r)) for r in caplog.records]
+    decision = [x for x in lines if x.get("event") == "decision"]
+    request = [x for x in lines if x.get("event") == "request"]
+    assert len(decision) == 1 and len(request) == 1
+    assert decision[0]["decision_id"] == decided["decision_id"] == request[0]["decision_id"]
+    assert request[0]["subject"] == "ci-pipeline" and request[0]["status"] == 200
+    text = "\n".join(json.dumps(x) for x in lines)
+    assert service.tokens["ci"] not in text
+    assert "dsseEnvelope" not in text and "verificationMaterial" not in text  # no raw evidence
+
+
+def test_state_lives_only_while_serving(tmp_path: Path, runtime: Runtime, policy_dir: Path) -> None:
+    settings = build_settings(state_dir=tmp_path / "s", bundle=policy_dir)
+    app = create_app(settings, runtime=runtime)
+    before = TestClient(app, raise_server_exceptions=False).get("/v1/keys")
+    assert before.status_code == 503 and before.json()["code"] == "unavailable"
+    with TestClient(app) as client:
+        assert client.get("/v1/keys").status_code == 200
+    assert getattr(app.state, "releasegate", None) is None
+    # The shared runtime was adopted, not closed: it still evaluates.
+    assert runtime.engine.healthy is True  # type: ignore[attr-defined]
