@@ -222,3 +222,12 @@ def test_unknown_route_and_method_use_the_error_shape(service: Service) -> None:
     assert r.status_code == 404 and r.json()["code"] == "not_found"
     m = service.client.delete("/v1/decisions", headers=service.headers("admin"))
     assert m.status_code == 405 and set(m.json()) == {"code", "message", "errors"}
+
+
+def test_malformed_evidence_is_422_not_a_crash(service: Service) -> None:
+    body = dev_request()
+    body["evidence"] = {"scans": [{"format": "trivy", "report": {"Results": "not a list"}}]}
+    r = service.decide(body)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_input"
+    assert "verdict" not in r.json()

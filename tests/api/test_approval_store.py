@@ -1,0 +1,94 @@
+"""The approval store is append-only and feeds the pipeline as an ``ApprovalProvider``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from engine.approvals import ApprovalInput, ApprovalStore
+from engine.auth.sql import database_url
+from engine.errors import InputError
+from engine.inputs.base import ApprovalProvider
+from engine.models.common import SectionStatus
+from engine.models.inputs import ArtifactFacts, ReleaseFacts
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _store(tmp_path: Path) -> ApprovalStore:
+    return ApprovalStore(database_url(tmp_path), default_ttl_s=3600, max_ttl_s=7200)
+
+
+def test_records_are_only_ever_inserted(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    statements: list[str] = []
+    event.listen(
+        store._engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *rest: statements.append(statement),
+    )
+    base = ApprovalInput(release_id="r1", artifact_digest=DIGEST, environment="prod")
+    first = store.record(base, approver="bob", approver_roles=["approver"])
+    store.record(
+        ApprovalInput(
+            release_id="r1", artifact_digest=DIGEST, environment="prod", kind="revoke",
+            revokes=first.id,
+        ),
+        approver="carol",
+        approver_roles=["approver"],
+    )  # fmt: skip
+    store.record(base, approver="dave", approver_roles=["approver", "auditor"])
+    assert [r.approver for r in store.for_release("r1")] == ["bob", "carol", "dave"]
+    assert store.get(first.id) == first
+    verbs = {s.split()[0].upper() for s in statements}
+    assert verbs <= {"INSERT", "SELECT"}, statements
+    assert "INSERT" in verbs
+    store.close()
+
+
+def test_collect_is_an_approval_provider(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    provider: ApprovalProvider = store
+    store.record(
+        ApprovalInput(release_id="r1", artifact_digest=DIGEST, environment="prod"),
+        approver="bob",
+        approver_roles=["approver"],
+    )
+    store.record(
+        ApprovalInput(release_id="r2", artifact_digest=DIGEST, environment="prod"),
+        approver="bob",
+        approver_roles=["approver"],
+    )
+    release = ReleaseFacts(id="r1", service="s", environment="prod", stage="deploy")  # type: ignore[arg-type]
+    section = provider.collect(release, ArtifactFacts(digest=DIGEST))
+    assert section.status is SectionStatus.OK
+    assert [r.release_id for r in section.records] == ["r1"]
+    store.close()
+
+
+def test_unreadable_store_is_unavailable(tmp_path: Path) -> None:
+    # A store that cannot be read yields `unavailable` (Rego pauses), never an exception.
+    store = _store(tmp_path)
+    with store._engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE approvals")
+    release = ReleaseFacts(id="r1", service="s", environment="prod", stage="deploy")  # type: ignore[arg-type]
+    section = store.collect(release, ArtifactFacts(digest=DIGEST))
+    assert section.status is SectionStatus.UNAVAILABLE
+    assert section.records == []
+    store.close()
+
+
+def test_expiry_is_clamped_to_the_configured_maximum(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with pytest.raises(InputError) as err:
+        store.record(
+            ApprovalInput(
+                release_id="r", artifact_digest=DIGEST, environment="p", expires_in_s=7201
+            ),
+            approver="bob",
+            approver_roles=["approver"],
+        )
+    assert [e.loc for e in err.value.errors] == ["body.expires_in_s"]
+    store.close()
