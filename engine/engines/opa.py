@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,6 +33,16 @@ _logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "run `make opa` (scripts/install-opa.sh) or set RELEASEGATE_OPA to the opa binary"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: SIGKILL the OPA child when releasegate dies, even by ``kill -9``."""
+    import ctypes
+    import signal as _signal
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, _signal.SIGKILL)
 
 
 def find_opa(configured: str | None = None) -> Path:
@@ -110,8 +121,16 @@ class ManagedOpaEngine:
             *source.opa_args(),
         ]  # fmt: skip
         with log_path.open("wb") as log:
+            # NOTE(lead): OPA runs in its own session so a signal sent to our process group
+            # (Ctrl-C, a service manager's SIGTERM) does not look like a crash to the
+            # supervisor; the parent-death signal stops it when we die without cleanup.
             popen = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
             )
         client = OpaClient(f"unix://{sock}", timeout=self._timeout)
         deadline = time.monotonic() + self._startup_timeout

@@ -137,8 +137,9 @@ class GroupCommitWriter:
                 for one in pending:
                     self._process([one])
                 return
-            _logger.warning("decision log append failed: %s", exc)
-            err = exc if isinstance(exc, EngineError) else StoreError(f"log write failed: {exc}")
+            reason = _describe(exc)
+            _logger.warning("decision log append failed: %s", reason)
+            err = exc if isinstance(exc, EngineError) else StoreError(f"log write failed: {reason}")
             if err is not exc:
                 err.__cause__ = exc
             pending[0].future.set_exception(err)
@@ -198,3 +199,12 @@ def _seal_into(batch: Batch, item: _Pending) -> None:
     batch.size += 1
     batch.last_hash = digest_ref(raw)
     batch.outcomes.append((item, record))
+
+
+def _describe(exc: BaseException) -> str:
+    """The driver's error without SQLAlchemy's statement and parameters (the record body)."""
+    from sqlalchemy.exc import StatementError
+
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -205,3 +205,40 @@ def test_missing_opa_names_the_install_command(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ConfigError, match="scripts/install-opa.sh"):
         find_opa()
+
+
+def test_opa_dies_with_its_parent(opa_binary: Path) -> None:
+    """Regression: a ``kill -9``'d service used to leave its managed OPA running."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from engine.engines.opa import ManagedOpaEngine\n"
+        "from engine.engines.policy_source import PolicySource\n"
+        f"e = ManagedOpaEngine(PolicySource(Path({str(POLICIES)!r})), opa=Path({str(opa_binary)!r}))\n"
+        "print(e.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        opa_pid = int(parent.stdout.readline())
+        assert Path(f"/proc/{opa_pid}").exists()
+        parent.kill()
+        parent.wait()
+
+        def gone() -> bool:
+            try:
+                state = Path(f"/proc/{opa_pid}/stat").read_text().split()[2]
+            except FileNotFoundError:
+                return True
+            return state == "Z"
+
+        assert _wait_for(gone)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if parent.stdout is not None:
+            parent.stdout.close()
