@@ -5,6 +5,8 @@ Kubernetes API reference (``admission.k8s.io/v1``)."""
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,10 +41,29 @@ class FixedSlo:
         return self.section
 
 
+@pytest.fixture(scope="session")
+def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``policies/releasegate`` (tests excluded) with its data, minus the freeze windows.
+
+    The committed data freezes prod over the year end; the service decides at the wall-clock
+    time, so without this the rollout-hook tests would depend on the date they run.
+    """
+    src = POLICIES / "releasegate"
+    dst = tmp_path_factory.mktemp("adapter-policy") / "releasegate"
+    (dst / "config").mkdir(parents=True)
+    for rego in src.glob("*.rego"):
+        if not rego.name.endswith("_test.rego"):
+            shutil.copy(rego, dst / rego.name)
+    data = json.loads((src / "config" / "data.json").read_text())
+    data["freeze"] = {"windows": []}
+    (dst / "config" / "data.json").write_text(json.dumps(data))
+    return dst.parent
+
+
 @pytest.fixture(scope="module")
-def opa_engine(opa_binary: Path) -> Iterator[ManagedOpaEngine]:
-    """One managed OPA serving ``policies/`` for the module."""
-    engine = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary)
+def opa_engine(opa_binary: Path, policy_dir: Path) -> Iterator[ManagedOpaEngine]:
+    """One managed OPA serving the repository's policy for the module."""
+    engine = ManagedOpaEngine(PolicySource(policy_dir), opa=opa_binary)
     yield engine
     engine.close()
 

@@ -4,9 +4,11 @@ admission path end to end with ``releasegate check --server`` against a real HTT
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,3 +311,23 @@ def test_check_allow_then_admission_reuses_it(
         assert len(log.query(limit=10)[0]) == 3
     finally:
         log.close()
+
+
+def test_check_formats_against_a_server(
+    service: Service, server_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A prod deploy without evidence pauses: exit 3, in SARIF and in JUnit."""
+    monkeypatch.setenv("RELEASEGATE_TOKEN", service.tokens["ci"])
+    argv = ["check", "--server", server_url, "--artifact", DIGEST_B, "--service", "payments",
+            "--environment", "prod", "--stage", "deploy", "--release-id", "payments-2"]  # fmt: skip
+    assert main([*argv, "--format", "sarif"]) == 3
+    sarif = json.loads(capsys.readouterr().out)
+    run = sarif["runs"][0]
+    assert run["invocations"][0]["exitCode"] == 3
+    assert {r["ruleId"] for r in run["results"]} == {
+        "provenance_missing", "scan_missing", "approval_missing"}  # fmt: skip
+    assert main([*argv, "--format", "junit"]) == 3
+    root = ET.fromstring(capsys.readouterr().out.split("\n", 1)[1])
+    failed = {c.attrib["name"] for c in root.iter("testcase") if c.find("failure") is not None}
+    assert failed == {"provenance", "vulnerabilities", "approvals"}
