@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     """Sigstore trusted_root.json; default: the pinned public-good root shipped with releasegate."""
     attestation_keys: dict[str, Path] = Field(default_factory=dict)
     """Public keys (PEM) for key-signed DSSE envelopes and VSAs, by key id."""
+    verification_cache_size: int = Field(default=1024, ge=0)
+    """Attestation verification results kept (LRU); 0 disables the cache (benchmarks)."""
     slo_config: Path | None = None
     """Per-service SLO configuration with the Prometheus to query (docs/slo.md)."""
 

@@ -47,7 +47,9 @@ def build_providers(
     from engine.inputs.providers import ScanReports, SigstoreProvenance
 
     verifier = ProvenanceVerifier.from_settings(
-        trusted_root_path=settings.trusted_root, public_keys=settings.attestation_keys or None
+        trusted_root_path=settings.trusted_root,
+        public_keys=settings.attestation_keys or None,
+        cache_size=settings.verification_cache_size,
     )
     return FactProviders(
         provenance=SigstoreProvenance(verifier),

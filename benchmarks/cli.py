@@ -1,0 +1,191 @@
+"""``python -m benchmarks``: run the scenarios, print one table each, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.procs import REPO, machine_info
+from benchmarks.scenarios import SCENARIOS, Options
+
+TARGETS = {
+    "core": "target: >= 500 decisions/s (stretch 800), p99 <= 15 ms at 16 clients, "
+    ">= 0.35 x bare OPA",
+    "admission": "target: p99 <= 5 ms at 100 requests/s",
+    "cold": "target: >= 120 decisions/s",
+    "log": "",
+}
+
+
+def _row_table(rows: list[dict[str, Any]]) -> list[str]:
+    head = (
+        f"{'target':<28} {'run':>3} {'reqs':>6} {'ok/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'cpu ms/req':>10} {'gen ms/req':>10}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['name']:<28} {r['run']:>3} {r['requests']:>6} {r['per_s']:>8} "
+            f"{r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_req']:>10} "
+            f"{r['loadgen_cpu_ms_per_req']:>10}"
+        )
+        bad = {k: v for k, v in r["statuses"].items() if k != "200"}
+        if bad:
+            lines.append(f"    non-200 answers: {bad}; first: {r['first_error']}")
+    return lines
+
+
+def _log_table(rows: list[dict[str, Any]]) -> list[str]:
+    head = f"{'backend':<11} {'writers':>7} {'run':>3} {'appends':>7} {'appends/s':>10} "
+    head += f"{'p50 ms':>8} {'p99 ms':>8}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['backend']:<11} {r['writers']:>7} {r['run']:>3} {r['appends']:>7} "
+            f"{r['appends_per_s']:>10} {r['p50_ms']:>8} {r['p99_ms']:>8}"
+        )
+    return lines
+
+
+def render(name: str, result: dict[str, Any]) -> str:
+    """One scenario's table."""
+    title = {
+        "core": "Scenario 1: core decision (verification cache warm)",
+        "admission": "Scenario 2: admission fast path (a prior signed allow exists)",
+        "cold": "Scenario 3: cold evidence",
+        "log": "Scenario 4: decision log appends alone",
+    }[name]
+    lines = [f"== {title}"]
+    if "request_bytes" in result:
+        lines.append(f"request body: {result['request_bytes']} bytes")
+    if "opa_input_bytes" in result:
+        lines.append(f'OPA input body ({{"input": doc}}): {result["opa_input_bytes"]} bytes')
+    if "method" in result:
+        lines.append(f"method: {result['method']}")
+    if name == "admission":
+        lines.append(f"paced at {result['rate']} requests/s; latency from the scheduled send")
+    lines += _log_table(result["runs"]) if name == "log" else _row_table(result["runs"])
+    if "ratio_releasegate_to_bare_opa" in result:
+        ratio = result["ratio_releasegate_to_bare_opa"]
+        lines.append(f"releasegate / bare OPA throughput: {ratio}")
+    if TARGETS[name]:
+        lines.append(TARGETS[name])
+    lines.append("cpu ms/req: service (+ its OPA) or OPA process CPU / requests; "
+                 "gen ms/req: load generator CPU / requests")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _postgres_url() -> str:
+    out = subprocess.run(  # noqa: S603 - fixed argv
+        ["bash", str(REPO / "scripts" / "start-postgres.sh")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.strip().splitlines()[-1]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark the real releasegate service against bare OPA (issue 9).",
+    )
+    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds per measured run (default 10 when --requests is not given)",
+    )
+    p.add_argument("--requests", type=int, default=None, help="requests per measured run")
+    p.add_argument("--concurrency", type=int, default=16, help="closed-loop clients")
+    p.add_argument("--repeat", type=int, default=2, help="measured runs per target")
+    p.add_argument(
+        "--loadgen-procs",
+        type=int,
+        default=1,
+        help="load generator processes (the clients are split between them)",
+    )
+    p.add_argument("--admission-rate", type=float, default=100.0)
+    p.add_argument("--log-appends", type=int, default=2000, help="appends per log config")
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also PostgreSQL (scripts/start-postgres.sh, or RELEASEGATE_TEST_POSTGRES_URL)",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="results file (default bench-results/<timestamp>.json)",
+    )
+    p.add_argument("--workdir", type=Path, default=None, help="keep state and logs here")
+    args = p.parse_args(argv)
+    if args.duration is None and args.requests is None:
+        args.duration = 10.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios."""
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    machine = machine_info()
+    pg_url = None
+    if args.postgres:
+        pg_url = os.environ.get("RELEASEGATE_TEST_POSTGRES_URL") or _postgres_url()
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    print(
+        f"releasegate benchmark {started:%Y-%m-%d %H:%M:%S}Z  nproc {machine['nproc']}  "
+        f"load average {' '.join(f'{x:.2f}' for x in machine['loadavg_start'])}  "
+        f"{machine['cpu_model']}  Python {machine['python']}",
+        flush=True,
+    )
+    print(
+        f"closed loop: {args.concurrency} clients, "
+        + (f"{args.requests} requests" if args.requests else f"{args.duration} s")
+        + f" per run, {args.repeat} run(s) per target, {args.loadgen_procs} generator process(es)",
+        flush=True,
+    )
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="releasegate-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            opts = Options(
+                workdir=workdir / name,
+                duration=args.duration,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                repeat=args.repeat,
+                loadgen_procs=args.loadgen_procs,
+                postgres_url=pg_url,
+                admission_rate=args.admission_rate,
+                log_appends=args.log_appends,
+            )
+            opts.workdir.mkdir(parents=True, exist_ok=True)
+            t0 = time.monotonic()
+            result = SCENARIOS[name](opts)
+            result["loadavg_after"] = list(os.getloadavg())
+            result["wall_s"] = round(time.monotonic() - t0, 1)
+            results[name] = result
+            print("\n" + render(name, result), flush=True)
+    out = args.json or REPO / "bench-results" / f"{started:%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "started": started.isoformat(),
+        "machine": machine,
+        "loadavg_end": list(os.getloadavg()),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "postgres": pg_url is not None,
+        "scenarios": results,
+    }
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nresults: {out}")
+    return 0

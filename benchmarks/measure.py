@@ -1,0 +1,127 @@
+"""One measured run: load generator process(es) against a target, CPU counted around it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.procs import REPO, cpu_seconds, process_tree
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of an ascending list; 0 for none."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), round(q / 100.0 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def summarize(
+    name: str, raw: list[dict[str, Any]], target_cpu_s: float, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Merge the generators' raw results into one row of figures."""
+    latencies = sorted(x for r in raw for x in r["latencies_ms"])
+    statuses: dict[str, int] = {}
+    for r in raw:
+        for key, count in r["statuses"].items():
+            statuses[key] = statuses.get(key, 0) + count
+    elapsed = max(r["elapsed_s"] for r in raw)
+    n = len(latencies)
+    gen_cpu = sum(r["cpu_s"] for r in raw)
+    ok = statuses.get(str(extra.get("expect_status", 200)), 0)
+    return {
+        "name": name,
+        "requests": n,
+        "ok": ok,
+        "statuses": statuses,
+        "elapsed_s": round(elapsed, 3),
+        "per_s": round(ok / elapsed, 1) if elapsed > 0 else 0.0,
+        "p50_ms": round(percentile(latencies, 50), 3),
+        "p95_ms": round(percentile(latencies, 95), 3),
+        "p99_ms": round(percentile(latencies, 99), 3),
+        "max_ms": round(latencies[-1], 3) if latencies else 0.0,
+        "target_cpu_s": round(target_cpu_s, 3),
+        "cpu_ms_per_req": round(target_cpu_s * 1000 / n, 3) if n else 0.0,
+        "loadgen_cpu_s": round(gen_cpu, 3),
+        "loadgen_cpu_ms_per_req": round(gen_cpu * 1000 / n, 3) if n else 0.0,
+        "first_error": next((r["first_error"] for r in raw if r["first_error"]), None),
+        **{k: v for k, v in extra.items() if k != "expect_status"},
+    }
+
+
+def run_load(
+    name: str,
+    *,
+    target_pid: int,
+    port: int,
+    path: str,
+    body_file: Path,
+    headers: dict[str, str],
+    concurrency: int,
+    requests: int | None,
+    duration: float | None,
+    rate: float | None = None,
+    loadgen_procs: int = 1,
+    warmup: int = 2,
+    expect_status: int = 200,
+) -> dict[str, Any]:
+    """Start the generator(s), wait until warm, count CPU of ``target_pid``'s tree, run."""
+    procs = max(1, min(loadgen_procs, concurrency))
+    gens = []
+    for i in range(procs):
+        share_c = concurrency // procs + (1 if i < concurrency % procs else 0)
+        spec = {
+            "host": "127.0.0.1",
+            "port": port,
+            "path": path,
+            "body_file": str(body_file),
+            "headers": headers,
+            "concurrency": share_c,
+            "requests": None if requests is None else max(1, requests * share_c // concurrency),
+            "duration": duration,
+            "rate": None if rate is None else rate * share_c / concurrency,
+            "warmup": warmup,
+            "expect_status": expect_status,
+        }
+        gen = subprocess.Popen(  # noqa: S603 - fixed argv
+            [sys.executable, "-m", "benchmarks.loadgen"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        )  # fmt: skip
+        assert gen.stdin is not None and gen.stdout is not None
+        gen.stdin.write(json.dumps(spec) + "\n")
+        gen.stdin.flush()
+        gens.append(gen)
+    for gen in gens:
+        assert gen.stdout is not None
+        line = gen.stdout.readline().strip()
+        if line != "READY":
+            for g in gens:
+                g.kill()
+            raise RuntimeError(f"load generator failed during warm-up: {line!r}")
+    pids = process_tree(target_pid)
+    cpu0 = cpu_seconds(pids)
+    for gen in gens:
+        assert gen.stdin is not None
+        gen.stdin.write("GO\n")
+        gen.stdin.flush()
+    raw = []
+    for gen in gens:
+        assert gen.stdout is not None
+        raw.append(json.loads(gen.stdout.readline()))
+    cpu1 = cpu_seconds(pids)
+    for gen in gens:
+        gen.wait()
+    return summarize(
+        name,
+        raw,
+        cpu1 - cpu0,
+        {
+            "concurrency": concurrency,
+            "rate": rate,
+            "loadgen_procs": procs,
+            "expect_status": expect_status,
+        },
+    )

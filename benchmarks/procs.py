@@ -1,0 +1,230 @@
+"""Processes under test: ``releasegate serve``, a bare ``opa run --server``, the load generator.
+
+Also reads CPU time from ``/proc/<pid>/stat`` (a process plus its children, e.g. the service
+and its managed OPA) and describes the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+START_DEADLINE_S = 60.0
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def machine_info() -> dict[str, Any]:
+    """nproc, load average, CPU model, Python and kernel (the header of every run)."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "loadavg_start": list(os.getloadavg()),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "clk_tck": CLK_TCK,
+    }
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            found.extend(int(c) for c in text)
+    except OSError:
+        pass
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(_children(p))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of each process, in seconds (0 for a process that is gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / CLK_TCK
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
+    if "RELEASEGATE_OPA" in os.environ:
+        env["RELEASEGATE_OPA"] = os.environ["RELEASEGATE_OPA"]
+    env.update(extra)
+    return env
+
+
+def create_token(
+    state_dir: Path, subject: str, role: str, env: dict[str, str] | None = None
+) -> str:
+    """``releasegate token create``; returns the token."""
+    out = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "engine.adapters.cli", "token", "create",
+         "--state-dir", str(state_dir), "--subject", subject, "--role", role,
+         "--format", "json"],
+        capture_output=True, text=True, check=True, cwd=REPO, env=_clean_env(env or {}),
+    )  # fmt: skip
+    return str(json.loads(out.stdout)["token"])
+
+
+def _wait_http(url: str, process: subprocess.Popen[Any], what: str) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{what} did not answer {url}")
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Service:
+    """A running ``releasegate serve`` with its tokens."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    state_dir: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pids(self) -> list[int]:
+        """The service and its managed OPA."""
+        return process_tree(self.process.pid)
+
+    def call(self, method: str, path: str, body: bytes | None, role: str) -> tuple[int, Any]:
+        """One request with the role's token; (status, parsed JSON body)."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=body, method=method
+        )
+        req.add_header("Authorization", f"Bearer {self.tokens[role]}")
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - loopback
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def stop(self) -> None:
+        """SIGTERM and wait (serve closes OPA and the log)."""
+        _stop(self.process)
+
+
+def start_service(
+    state_dir: Path, *, env: dict[str, str] | None = None, roles: tuple[str, ...] = ("ci",)
+) -> Service:
+    """Tokens first (CLI), then ``releasegate serve`` on a free port; waits for /healthz."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tokens = {role: create_token(state_dir, f"bench-{role}", role, env) for role in roles}
+    port = free_port()
+    log = (state_dir.parent / f"serve-{port}.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "engine.adapters.cli", "serve",
+         "--state-dir", str(state_dir), "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=_clean_env(env or {}),
+    )  # fmt: skip
+    log.close()
+    _wait_http(f"http://127.0.0.1:{port}/readyz", process, "releasegate serve")
+    return Service(process, port, state_dir, tokens)
+
+
+@dataclass
+class BareOpa:
+    """``opa run --server`` on a TCP port, as the baseline."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pids(self) -> list[int]:
+        """Just OPA."""
+        return [self.process.pid]
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        _stop(self.process)
+
+    def log_lines(self) -> int:
+        """Lines OPA wrote (console decision logs when enabled)."""
+        with self.log_path.open("rb") as f:
+            return sum(1 for _ in f)
+
+
+def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
+    """OPA on the same signed bundle the service loads (its default policy source)."""
+    from engine.config import build_settings
+    from engine.engines.opa import find_opa
+
+    settings = build_settings()
+    port = free_port()
+    argv = [
+        str(find_opa(settings.opa)), "run", "--server",
+        "--addr", f"127.0.0.1:{port}", "--skip-version-check",
+        *settings.policy_source().opa_args(),
+    ]  # fmt: skip
+    if console_log:
+        argv += ["--log-level", "info", "--set", "decision_logs.console=true"]
+    else:
+        argv += ["--log-level", "error"]
+    log_path = workdir / f"opa-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    _wait_http(f"http://127.0.0.1:{port}/health?bundles", process, "opa")
+    return BareOpa(process, port, log_path)

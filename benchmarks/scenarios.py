@@ -1,0 +1,312 @@
+"""The four scenarios of issue 9. Each returns a JSON-able dict with its ``runs`` (rows)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.measure import run_load
+from benchmarks.procs import REPO, Service, start_opa, start_service
+
+REQUEST_FILE = REPO / "examples" / "requests" / "allow.json"
+ENVIRONMENT = "staging"  # allow.json's environment: an allow needs no approval there
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every scenario needs from the command line."""
+
+    workdir: Path
+    duration: float | None
+    requests: int | None
+    concurrency: int
+    repeat: int
+    loadgen_procs: int
+    postgres_url: str | None
+    admission_rate: float = 100.0
+    log_appends: int = 2000
+
+
+def request_body() -> bytes:
+    """``examples/requests/allow.json`` as a client would send it (compact JSON)."""
+    doc = json.loads(REQUEST_FILE.read_text())
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _write(workdir: Path, name: str, data: bytes) -> Path:
+    path = workdir / name
+    path.write_bytes(data)
+    return path
+
+
+def opa_input_body(body: bytes, workdir: Path) -> bytes:
+    """``{"input": doc}``: the document the pipeline's ``build_input`` makes of the request."""
+    from engine.approvals import ApprovalStore
+    from engine.config import build_settings
+    from engine.decision import DecisionPipeline
+    from engine.models.common import quantize_ns
+    from engine.models.request import DecisionRequestV1
+    from engine.runtime import build_providers
+
+    settings = build_settings()
+    approvals = ApprovalStore(
+        f"sqlite:///{workdir / 'approvals-for-input.db'}",
+        default_ttl_s=settings.approval_default_ttl_s,
+        max_ttl_s=settings.approval_max_ttl_s,
+    )
+    try:
+        providers = build_providers(settings, approvals=approvals)
+        pipeline = DecisionPipeline(engine=None, providers=providers)  # type: ignore[arg-type]
+        request = DecisionRequestV1.model_validate_json(body)
+        document = pipeline.build_input(
+            request, now_ns=quantize_ns(time.time_ns()), caller="bench-ci", adapter="api"
+        )
+    finally:
+        approvals.close()
+    return json.dumps({"input": document.model_dump(mode="json")}, separators=(",", ":")).encode()
+
+
+@contextmanager
+def postgres_database(url: str) -> Iterator[str]:
+    """A fresh database on the PostgreSQL server of ``url``; dropped afterwards."""
+    import psycopg
+
+    name = "rg_bench_svc_" + uuid.uuid4().hex[:10]
+    admin = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rpartition("/")[0] + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _decide_once(service: Service, body: bytes) -> dict[str, Any]:
+    status, answer = service.call("POST", "/v1/decisions", body, "ci")
+    if status != 200 or answer.get("verdict") != "allow":
+        raise RuntimeError(f"warm-up decision: HTTP {status}: {str(answer)[:300]}")
+    return dict(answer)
+
+
+def _auth(service: Service, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {service.tokens[role]}"}
+
+
+def core(opts: Options) -> dict[str, Any]:
+    """Scenario 1: releasegate vs bare OPA vs OPA with console decision logs, cache warm."""
+    body = request_body()
+    body_file = _write(opts.workdir, "core-request.json", body)
+    opa_body = opa_input_body(body, opts.workdir)
+    opa_file = _write(opts.workdir, "core-opa-input.json", opa_body)
+    common = {
+        "concurrency": opts.concurrency,
+        "requests": opts.requests,
+        "duration": opts.duration,
+        "loadgen_procs": opts.loadgen_procs,
+        "body_file": body_file,
+    }
+    targets: list[tuple[str, Any, str, Path, dict[str, str]]] = []
+    stack: list[Any] = []
+    try:
+        svc = start_service(opts.workdir / "core-sqlite", roles=("ci",))
+        stack.append(svc)
+        _decide_once(svc, body)
+        targets.append(("releasegate (SQLite)", svc, "/v1/decisions", body_file, _auth(svc, "ci")))
+        if opts.postgres_url:
+            db = postgres_database(opts.postgres_url)
+            pg_url = db.__enter__()
+            stack.append(_Exit(db))
+            pg = start_service(
+                opts.workdir / "core-pg", env={"RELEASEGATE_DATABASE_URL": pg_url}, roles=("ci",)
+            )
+            stack.append(pg)
+            _decide_once(pg, body)
+            targets.append(
+                ("releasegate (PostgreSQL)", pg, "/v1/decisions", body_file, _auth(pg, "ci"))
+            )
+        bare = start_opa(opts.workdir, console_log=False)
+        stack.append(bare)
+        targets.append(("bare OPA", bare, "/v1/data/releasegate/decision", opa_file, {}))
+        logged = start_opa(opts.workdir, console_log=True)
+        stack.append(logged)
+        targets.append(
+            ("OPA + console decision log", logged, "/v1/data/releasegate/decision", opa_file, {})
+        )
+        runs = []
+        for i in range(opts.repeat):
+            for name, proc, path, file, headers in targets:
+                row = run_load(
+                    name,
+                    target_pid=proc.process.pid,
+                    port=proc.port,
+                    path=path,
+                    headers=headers,
+                    **{**common, "body_file": file},
+                )
+                row["run"] = i + 1
+                runs.append(row)
+        console_lines = logged.log_lines()
+    finally:
+        for item in reversed(stack):
+            item.stop()
+    return {
+        "request_bytes": len(body),
+        "opa_input_bytes": len(opa_body),
+        "runs": runs,
+        "ratio_releasegate_to_bare_opa": _ratio(runs, "releasegate (SQLite)", "bare OPA"),
+        "opa_console_log_lines": console_lines,
+    }
+
+
+class _Exit:
+    """Adapts a context manager to the ``stop()`` of the cleanup stack."""
+
+    def __init__(self, cm: Any) -> None:
+        self.cm = cm
+
+    def stop(self) -> None:
+        self.cm.__exit__(None, None, None)
+
+
+def _ratio(runs: list[dict[str, Any]], a: str, b: str) -> float | None:
+    def mean(name: str) -> float:
+        rows = [r["per_s"] for r in runs if r["name"] == name]
+        return sum(rows) / len(rows) if rows else 0.0
+
+    return round(mean(a) / mean(b), 3) if mean(b) else None
+
+
+def admission_review(digest: str, uid: str) -> dict[str, Any]:
+    """A Pod CREATE review whose image is pinned to ``digest``."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "payments", "namespace": "payments", "labels": {"app": "payments"}},
+        "spec": {"containers": [{"name": "app", "image": f"ghcr.io/acme/payments@{digest}"}]},
+    }
+    gvk = {"group": "", "version": "v1", "kind": "Pod"}
+    gvr = {"group": "", "version": "v1", "resource": "pods"}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": gvk,
+            "resource": gvr,
+            "requestKind": gvk,
+            "requestResource": gvr,
+            "name": "payments",
+            "namespace": "payments",
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:ci:deployer"},
+            "object": pod,
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
+    }
+
+
+def admission(opts: Options) -> dict[str, Any]:
+    """Scenario 2: ``POST /v1/admission/staging`` paced at a fixed rate, a prior allow exists."""
+    body = request_body()
+    digest = json.loads(body)["artifact"]["digest"]
+    review = json.dumps(admission_review(digest, str(uuid.uuid4())), separators=(",", ":"))
+    review_file = _write(opts.workdir, "admission-review.json", review.encode())
+    svc = start_service(opts.workdir / "admission", roles=("ci", "admission"))
+    try:
+        prior = _decide_once(svc, body)
+        path = f"/v1/admission/{ENVIRONMENT}"
+        status, answer = svc.call("POST", path, review.encode(), "admission")
+        if status != 200 or not answer.get("response", {}).get("allowed"):
+            raise RuntimeError(f"admission warm-up: HTTP {status}: {str(answer)[:300]}")
+        duration = opts.duration or 10.0
+        requests = opts.requests or int(opts.admission_rate * duration)
+        runs = []
+        for i in range(opts.repeat):
+            row = run_load(
+                "releasegate admission",
+                target_pid=svc.process.pid,
+                port=svc.port,
+                path=f"/v1/admission/{ENVIRONMENT}",
+                body_file=review_file,
+                headers=_auth(svc, "admission"),
+                concurrency=min(8, opts.concurrency),
+                requests=requests,
+                duration=None,
+                rate=opts.admission_rate,
+                loadgen_procs=1,
+            )
+            row["run"] = i + 1
+            runs.append(row)
+    finally:
+        svc.stop()
+    return {
+        "request_bytes": len(review),
+        "prior_decision_id": prior["decision_id"],
+        "rate": opts.admission_rate,
+        "runs": runs,
+    }
+
+
+def cold(opts: Options) -> dict[str, Any]:
+    """Scenario 3: verification cache disabled, so every request verifies its bundle."""
+    body = request_body()
+    body_file = _write(opts.workdir, "cold-request.json", body)
+    svc = start_service(
+        opts.workdir / "cold", env={"RELEASEGATE_VERIFICATION_CACHE_SIZE": "0"}, roles=("ci",)
+    )
+    try:
+        _decide_once(svc, body)
+        runs = []
+        for i in range(opts.repeat):
+            row = run_load(
+                "releasegate, cold verification",
+                target_pid=svc.process.pid,
+                port=svc.port,
+                path="/v1/decisions",
+                body_file=body_file,
+                headers=_auth(svc, "ci"),
+                concurrency=opts.concurrency,
+                requests=opts.requests,
+                duration=opts.duration,
+                loadgen_procs=opts.loadgen_procs,
+            )
+            row["run"] = i + 1
+            runs.append(row)
+    finally:
+        svc.stop()
+    return {
+        "request_bytes": len(body),
+        "method": "verification cache disabled (RELEASEGATE_VERIFICATION_CACHE_SIZE=0): "
+        "every request fully verifies the Sigstore DSSE bundle of allow.json",
+        "runs": runs,
+    }
+
+
+def log_appends(opts: Options) -> dict[str, Any]:
+    """Scenario 4: ``python -m engine.log.bench`` (SQLite, PostgreSQL; 1 and 16 writers)."""
+    runs = []
+    for i in range(opts.repeat):
+        out = opts.workdir / f"log-bench-{i}.json"
+        argv = [sys.executable, "-m", "engine.log.bench", "--appends", str(opts.log_appends)]
+        argv += ["--json", str(out)]
+        if opts.postgres_url:
+            argv += ["--postgres-url", opts.postgres_url]
+        subprocess.run(argv, check=True, cwd=REPO, capture_output=True)  # noqa: S603
+        for row in json.loads(out.read_text())["results"]:
+            row["run"] = i + 1
+            runs.append(row)
+    return {"appends_per_config": opts.log_appends, "runs": runs}
+
+
+SCENARIOS = {"core": core, "admission": admission, "cold": cold, "log": log_appends}
