@@ -217,7 +217,8 @@ def test_opa_dies_with_its_parent(opa_binary: Path) -> None:
         "from pathlib import Path\n"
         "from engine.engines.opa import ManagedOpaEngine\n"
         "from engine.engines.policy_source import PolicySource\n"
-        f"e = ManagedOpaEngine(PolicySource(Path({str(POLICIES)!r})), opa=Path({str(opa_binary)!r}))\n"
+        f"src = PolicySource(Path({str(POLICIES)!r}))\n"
+        f"e = ManagedOpaEngine(src, opa=Path({str(opa_binary)!r}))\n"
         "print(e.pid, flush=True)\n"
         "time.sleep(60)\n"
     )

@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from engine.errors import InputError
+from engine.inputs.scans import ScanLimits, build_vulnerabilities_section, load_scan_file
+from engine.models.request import ScanEvidence, ScanFormat
 from tests.inputs.test_scans_support import (
     ALPINE39,
     ALPINE310_SARIF,
@@ -19,10 +23,6 @@ from tests.inputs.test_scans_support import (
     OTHER_DIGEST,
     load,
 )
-
-from engine.errors import InputError
-from engine.inputs.scans import ScanLimits, build_vulnerabilities_section, load_scan_file
-from engine.models.request import ScanEvidence, ScanFormat
 
 
 def _fails(

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from engine.inputs.scans import build_vulnerabilities_section
+from engine.inputs.scans.detect import sniff
+from engine.models.common import SectionStatus
+from engine.models.request import ScanEvidence, ScanFormat
 from tests.inputs.test_scans_support import (
     ALL_CORPUS,
     ALPINE39,
@@ -18,11 +23,6 @@ from tests.inputs.test_scans_support import (
     section,
     zero_counts,
 )
-
-from engine.inputs.scans import build_vulnerabilities_section
-from engine.inputs.scans.detect import sniff
-from engine.models.common import SectionStatus
-from engine.models.request import ScanEvidence, ScanFormat
 
 ALPINE39_IMAGE_ID = "sha256:055936d3920576da37aa9bc460d70c5f212028bda1c08c0879aedf03d7a66ea1"
 GRYPE_MANIFEST = "sha256:ca738abb87a8d58f112d3400ebb079b61ceae7dc290beb34bda735be4b1941d5"

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.inputs.test_scans_support import ALL_CORPUS, OTHER_DIGEST, load, section, zero_counts
 
 from engine.errors import InputError
 from engine.inputs.scans import build_vulnerabilities_section
@@ -22,6 +21,7 @@ from engine.inputs.scans.normalize import (
 )
 from engine.models.request import ScanEvidence, ScanFormat
 from engine.models.vulnerabilities import VulnerabilitiesSection
+from tests.inputs.test_scans_support import ALL_CORPUS, OTHER_DIGEST, load, section, zero_counts
 
 
 @pytest.mark.parametrize(

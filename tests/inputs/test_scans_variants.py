@@ -6,6 +6,7 @@ Each report here is a corpus report with a documented edit, or (for Trivy's
 
 from __future__ import annotations
 
+from engine.errors import InputError
 from tests.inputs.test_scans_support import (
     ALPINE39,
     ALPINE310_SARIF,
@@ -17,8 +18,6 @@ from tests.inputs.test_scans_support import (
     section,
     zero_counts,
 )
-
-from engine.errors import InputError
 
 IMAGE = "sha256:" + "ab" * 32
 

@@ -14,12 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from tests.inputs.prometheus_fixture import free_port
 
 from engine.errors import InputError
 from engine.inputs.slo import SloConfig, SloProvider
 from engine.models.common import SectionStatus
 from engine.models.inputs import ReleaseFacts
+from tests.inputs.prometheus_fixture import free_port
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from tests.inputs.prometheus_fixture import PrometheusServer, Series, prometheus_with
 
 from engine.inputs.slo import SloConfig, SloProvider
 from engine.models.common import SectionStatus
 from engine.models.inputs import ReleaseFacts
 from engine.models.slo import MetricFact, SloSection
+from tests.inputs.prometheus_fixture import PrometheusServer, Series, prometheus_with
 
 pytestmark = pytest.mark.prometheus
 
