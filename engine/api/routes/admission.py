@@ -10,12 +10,14 @@ the API server only calls HTTPS webhooks.
 
 from __future__ import annotations
 
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from engine.adapters.admission import AdmissionConfig, AdmissionController
+from engine.adapters.admission_cache import CachedPriors
 from engine.api.deps import (
     DECISION_ID_HEADER,
     AdmissionPrincipal,
@@ -25,8 +27,21 @@ from engine.api.deps import (
 )
 from engine.api.errors import error_responses
 from engine.config import Settings
+from engine.log import DecisionLog
 
 router = APIRouter(tags=["admission"])
+
+# One short-lived cache of verified prior allows per decision log (see admission_cache).
+_PRIORS: weakref.WeakKeyDictionary[DecisionLog, CachedPriors] = weakref.WeakKeyDictionary()
+
+
+def cached_priors(log: DecisionLog) -> CachedPriors:
+    """The prior-decision cache of this log."""
+    cache = _PRIORS.get(log)
+    if cache is None:
+        cache = _PRIORS.setdefault(log, CachedPriors(log))
+    return cache
+
 
 _DOC = """Kubernetes `admission.k8s.io/v1` AdmissionReview for Pods and workload templates
 (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController, Argo
@@ -55,7 +70,7 @@ def _answer(
     environment: str | None,
 ) -> JSONResponse:
     controller = AdmissionController(
-        pipeline=pipeline, priors=log, config=admission_config(settings)
+        pipeline=pipeline, priors=cached_priors(log), config=admission_config(settings)
     )
     review, decision = controller.review(body, caller=principal.subject, environment=environment)
     headers = {DECISION_ID_HEADER: decision.decision_id} if decision is not None else None
