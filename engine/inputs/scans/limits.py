@@ -50,13 +50,27 @@ def _render(path: _Path, root: str) -> str:
     return root + "".join(reversed(parts))
 
 
+_NOT_UNICODE = "string is not valid Unicode (an unpaired surrogate escape such as \\ud800)"
+
+
+def _is_unicode(text: str) -> bool:
+    """False for strings JSON can carry but UTF-8 cannot: unpaired ``\\uD800``-``\\uDFFF``."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_report(
     report: object, *, report_label: str, limits: ScanLimits, root: str | None = None
 ) -> None:
     """Raise ``InputError`` unless ``report`` is a JSON object within ``limits``.
 
     1. Walk the tree iteratively (no recursion): only JSON types, string keys, finite
-       numbers, at most ``max_depth`` levels.
+       numbers, strings UTF-8 can encode, at most ``max_depth`` levels.
     2. Measure the compact JSON encoding against ``max_report_bytes``.
     """
     root = root or f"{report_label}.report"
@@ -74,6 +88,8 @@ def check_report(
             for key, member in value.items():
                 if not isinstance(key, str):
                     raise input_error(report_label, _render(path, root), "object key not a string")
+                if not _is_unicode(key):
+                    raise input_error(report_label, _render(path, root), _NOT_UNICODE)
                 stack.append((member, depth + 1, (path, key)))
         elif isinstance(value, list):
             if depth > limits.max_depth:
@@ -88,7 +104,10 @@ def check_report(
         elif isinstance(value, int) and not isinstance(value, bool):
             if abs(value) > _MAX_INT:
                 raise input_error(report_label, _render(path, root), "integer out of range")
-        elif value is not None and not isinstance(value, str | bool):
+        elif isinstance(value, str):
+            if not _is_unicode(value):
+                raise input_error(report_label, _render(path, root), _NOT_UNICODE)
+        elif value is not None and not isinstance(value, bool):
             raise input_error(
                 report_label, _render(path, root), f"not a JSON value ({type(value).__name__})"
             )
