@@ -24,6 +24,17 @@ def register(sub: Any) -> None:
     lint.add_argument("policies", nargs="?", type=Path, default=DEFAULT_POLICY_DIR)
     lint.set_defaults(func=run_lint)
 
+    e = psub.add_parser(
+        "eval",
+        help="evaluate one input document (e.g. a logged record's input) with the managed OPA",
+        description="Evaluate data.releasegate.decision for an input document with the same "
+        "engine and bundle as every other path; prints {verdict, reasons, warnings}. Records "
+        "nothing. Exit codes as for check: 0 allow, 3 pause, 4 rollback.",
+    )
+    e.add_argument("--input", type=Path, required=True, help="the input document (JSON)")
+    e.add_argument("--bundle", type=Path, default=None, help="default: the committed bundle")
+    e.set_defaults(func=run_eval)
+
     s = psub.add_parser("schema", help="write (or --check) policies/schema/input.json")
     s.add_argument("policies", nargs="?", type=Path, default=DEFAULT_POLICY_DIR)
     s.add_argument("--check", action="store_true", help="exit 1 when the committed schema is stale")
@@ -76,3 +87,24 @@ def run_schema(args: argparse.Namespace) -> int:
     target.write_text(fresh)
     print(f"wrote {target}")
     return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Evaluate an input document; fail closed exactly like the pipeline."""
+    from engine.adapters.exit_codes import exit_code
+    from engine.config import build_settings
+    from engine.decision import evaluate
+    from engine.models.inputs import InputDocumentV1
+    from engine.models.parse import load_json_file, parse_model
+    from engine.runtime import build_engine
+
+    document = parse_model(
+        InputDocumentV1, load_json_file(args.input, what="input document"), what="input document"
+    )
+    engine = build_engine(build_settings(bundle=args.bundle))
+    try:
+        result = evaluate(engine, document.model_dump(mode="json"))
+    finally:
+        engine.close()
+    print(result.model_dump_json(indent=2))
+    return exit_code(result.verdict)
