@@ -8,8 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.log.keystore import PRIVATE_KEY_FILE, generate_signing_key, keys_dir, load_keyring
-
 
 def default_state_dir() -> Path:
     """``RELEASEGATE_STATE_DIR`` or ``./.releasegate`` (contract §6)."""
@@ -17,6 +15,8 @@ def default_state_dir() -> Path:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from engine.log.keystore import PRIVATE_KEY_FILE, generate_signing_key, keys_dir, load_keyring
+
     state_dir: Path = args.state_dir
     signer = generate_signing_key(state_dir)
     ring = load_keyring(state_dir)
@@ -27,6 +27,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from engine.log.keystore import load_keyring
+
     print(json.dumps(load_keyring(args.state_dir).to_json(), indent=2))
     return 0
 

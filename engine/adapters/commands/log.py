@@ -11,15 +11,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.adapters.commands.keys import default_state_dir
 from engine.errors import InputError, map_errors
-from engine.log.decision_log import open_decision_log
-from engine.log.export import export_from_server, read_checkpoint_file
-from engine.log.record import DecisionRecordV1
-from engine.log.signing import KeyRing
-from engine.log.verify import ExportVerificationError, verify_export
+
+if TYPE_CHECKING:
+    from engine.log.decision_log import DecisionLog
+    from engine.log.record import DecisionRecordV1
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -36,7 +35,9 @@ _FILTERS = (
 )
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace) -> DecisionLog:
+    from engine.log.decision_log import open_decision_log
+
     return open_decision_log(args.state_dir, database_url=args.database_url, create_key=False)
 
 
@@ -70,6 +71,8 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from engine.log.export import export_from_server
+
     out_path: Path = args.out
     tmp = out_path.with_name(out_path.name + ".partial")
     with map_errors(InputError, f"cannot write {out_path}"):
@@ -93,6 +96,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from engine.log.export import read_checkpoint_file
+    from engine.log.signing import KeyRing
+    from engine.log.verify import ExportVerificationError, verify_export
+
     keyring = KeyRing.from_file(args.keys)
     kept = read_checkpoint_file(args.since_checkpoint) if args.since_checkpoint else None
     with map_errors(InputError, f"cannot read export {args.export}"):
