@@ -85,7 +85,8 @@ def load_signing_key(state_dir: Path, *, create: bool) -> tuple[Ed25519Signer, K
     """The active signer and the ring (which always contains the active key).
 
     With ``create=False`` a missing or unreadable key is a :class:`ConfigError`: the
-    service refuses to start rather than log unsigned or under a surprise new key.
+    service refuses to start rather than log unsigned or under a surprise new key. With
+    ``create=True`` a key is made only on the first start (an empty key ring).
     """
     path = keys_dir(state_dir) / PRIVATE_KEY_FILE
     if not path.exists():
@@ -93,6 +94,16 @@ def load_signing_key(state_dir: Path, *, create: bool) -> tuple[Ed25519Signer, K
             raise ConfigError(
                 f"signing key {path} does not exist; run "
                 f"'releasegate keys generate --state-dir {state_dir}' first"
+            )
+        # NOTE: ``create`` is for the first start only. A ring that already lists keys
+        # means the active key was lost (deleted, or a secret mount that failed): refuse
+        # rather than sign on under a surprise new key.
+        earlier = len(load_keyring(state_dir))
+        if earlier:
+            raise ConfigError(
+                f"signing key {path} is missing, but the key ring lists {earlier} "
+                f"earlier key(s): restore the key, or rotate deliberately with "
+                f"'releasegate keys generate --state-dir {state_dir}'"
             )
         signer = generate_signing_key(state_dir)
     else:
