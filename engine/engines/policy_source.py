@@ -32,6 +32,8 @@ class PolicySource:
         if not self.path.exists():
             raise BundleError(f"policy bundle {self.path} does not exist")
         args = ["--bundle", str(self.path)]
+        if self.public_key is not None and self.path.is_file():
+            self._verify_tarball(self.public_key)
         if self.public_key is not None:
             args += [
                 "--verification-key", str(self.public_key),
@@ -39,6 +41,18 @@ class PolicySource:
                 "--signing-alg", self.signing_alg,
             ]  # fmt: skip
         return args
+
+    def _verify_tarball(self, public_key: Path) -> None:
+        # NOTE(hardening): OPA verifies the signature too, but with the key given on its
+        # command line it ignores the token's key id; releasegate's verifier (the one
+        # `bundle verify` runs) also checks the key id, and runs first.
+        from engine.bundles import verify_bundle
+        from engine.errors import InputError
+
+        try:
+            verify_bundle(self.path, public_key=public_key, key_id=self.key_id)
+        except (BundleError, InputError) as exc:
+            raise BundleError(f"policy bundle {self.path} refused: {exc}") from exc
 
     @cached_property
     def info(self) -> PolicyInfo:

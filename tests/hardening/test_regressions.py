@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ConfigError, InputError
+from engine.engines.opa import ManagedOpaEngine
+from engine.engines.policy_source import PolicySource
+from engine.errors import BundleError, ConfigError, InputError
 from engine.inputs.scans import build_vulnerabilities_section
 from engine.log.keystore import (
     PRIVATE_KEY_FILE,
@@ -17,6 +19,13 @@ from engine.log.keystore import (
 from engine.models.request import ScanEvidence
 from hardening import seeds
 from hardening.hostile import put
+from hardening.security import (
+    BYPASS_VARIANTS,
+    bundle_keys,
+    read_members,
+    signed_policy_bundle,
+    write_members,
+)
 
 
 @pytest.mark.parametrize("parser", sorted(seeds.SCAN_SEEDS))
@@ -48,3 +57,26 @@ def test_lost_signing_key_is_not_silently_replaced_at_start(tmp_path: Path) -> N
     generate_signing_key(tmp_path)
     signer, ring = load_signing_key(tmp_path, create=True)
     assert signer.key_id != first.key_id and first.key_id in ring
+
+
+def test_bundle_signed_under_another_key_id_is_refused_by_the_managed_engine(
+    tmp_path: Path, opa_binary: Path
+) -> None:
+    """OPA, given the key on its command line, ignores the token's key id: a bundle whose
+    signature names another key id loaded. The managed engine now runs releasegate's
+    verifier (which checks the key id) first, and keeps serving its current policy."""
+    keys = bundle_keys(tmp_path / "keys")
+    good = signed_policy_bundle(tmp_path, keys)
+    bad = write_members(
+        tmp_path / "kid.tar.gz", BYPASS_VARIANTS["wrong_key_id"](read_members(good), keys)
+    )
+    engine = ManagedOpaEngine(PolicySource(good, public_key=keys.public), opa=opa_binary)
+    try:
+        before = engine.policy
+        with pytest.raises(BundleError, match="key id 'intruder' does not match 'releasegate'"):
+            engine.reload(PolicySource(bad, public_key=keys.public))
+        assert engine.policy == before and engine.healthy
+    finally:
+        engine.close()
+    with pytest.raises(BundleError, match="refused"):
+        ManagedOpaEngine(PolicySource(bad, public_key=keys.public), opa=opa_binary)
