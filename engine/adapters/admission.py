@@ -148,7 +148,7 @@ def parse_review(body: object) -> ParsedReview:
     if not isinstance(group, str):
         raise _bad("request.kind.group", "must be a string")
     operation = request.get("operation")
-    if operation not in {"CREATE", "UPDATE", "DELETE", "CONNECT"}:
+    if not isinstance(operation, str) or operation not in {"CREATE", "UPDATE", "DELETE", "CONNECT"}:
         raise _bad("request.operation", "must be CREATE, UPDATE, DELETE or CONNECT")
     dry_run = request.get("dryRun", False)
     if not isinstance(dry_run, bool):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from engine.engines.opa import ManagedOpaEngine
 from engine.engines.policy_source import PolicySource
@@ -80,3 +81,20 @@ def test_bundle_signed_under_another_key_id_is_refused_by_the_managed_engine(
         engine.close()
     with pytest.raises(BundleError, match="refused"):
         ManagedOpaEngine(PolicySource(bad, public_key=keys.public), opa=opa_binary)
+
+
+@pytest.mark.parametrize("operation", [["CREATE"], {"op": "CREATE"}])
+def test_unhashable_admission_operation_is_a_denial_not_a_500(
+    app_client: tuple[TestClient, dict[str, str]], operation: object
+) -> None:
+    """``request.operation`` was tested with ``in {...}``: a list or object raised
+    TypeError (HTTP 500). It is now a malformed review, answered ``allowed: false``."""
+    client, tokens = app_client
+    review = seeds.admission_review()
+    review["request"]["operation"] = operation
+    r = client.post("/v1/admission", json=review,
+                    headers={"Authorization": f"Bearer {tokens['admission']}"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    response = r.json()["response"]
+    assert response["allowed"] is False and response["uid"] == review["request"]["uid"]
+    assert "request.operation" in response["status"]["message"]
