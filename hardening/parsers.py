@@ -300,6 +300,8 @@ def mutated(draw: st.DrawFn, target: Target) -> Any:
             current = parent[key]
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed it
+        if not isinstance(parent, dict | list) or isinstance(parent, list) != isinstance(key, int):
+            continue  # an earlier mutation changed its container
         action = draw(st.sampled_from(["replace", "delete", "insert", "wrap", "retype"]))
         if action == "replace":
             parent[key] = draw(json_values)
@@ -315,7 +317,11 @@ def mutated(draw: st.DrawFn, target: Target) -> Any:
         elif action == "wrap":
             parent[key] = draw(st.sampled_from([[current], {"value": current}]))
         else:
-            parent[key] = str(current) if not isinstance(current, str) else current.encode().hex()
+            parent[key] = (
+                str(current)
+                if not isinstance(current, str)
+                else current.encode("utf-8", "surrogatepass").hex()
+            )
     if target.raw and draw(st.booleans()):
         # Statements arrive as bytes: sometimes not JSON at all, or with a trailing byte.
         raw = json.dumps(doc).encode()
