@@ -220,13 +220,13 @@ def closed_port() -> int:
 
 SLO_YAML = """prometheus:
   url: http://127.0.0.1:{port}
-  deadline_s: 2
+  deadline_s: 1
 services:
   payments:
     sli:
       error_ratio: sum(rate(http_requests_total{{job="payments",code=~"5.."}}[{{window}}]))
     objective: 0.999
-    query_timeout_s: 1
+    query_timeout_s: 0.5
     cache_ttl_s: 0
 """
 

@@ -281,6 +281,22 @@ json_values = st.recursive(
 )
 
 
+class _Container:
+    """A dict or list addressed by a key of the right kind (checked by the caller)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.inner[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.inner[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self.inner[key]
+
+
 @st.composite
 def mutated(draw: st.DrawFn, target: Target) -> Any:
     """The target's seed with 1-4 mutations: replace, delete, insert, duplicate, retype."""
@@ -302,6 +318,7 @@ def mutated(draw: st.DrawFn, target: Target) -> Any:
             continue  # an earlier mutation removed it
         if not isinstance(parent, dict | list) or isinstance(parent, list) != isinstance(key, int):
             continue  # an earlier mutation changed its container
+        parent = _Container(parent)
         action = draw(st.sampled_from(["replace", "delete", "insert", "wrap", "retype"]))
         if action == "replace":
             parent[key] = draw(json_values)

@@ -241,18 +241,43 @@ class Audit:
         return [r for r in receipts if self.hashes.get(r.decision_id) != (r.index, r.record_hash)]
 
 
+def cli_in_process(*argv: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """``releasegate ARGV`` through ``main(argv)`` in this process: (exit, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from engine.adapters.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return code, out.getvalue(), err.getvalue()
+
+
 def audit(state_dir: Path, work: Path, *, db_url: str | None = None) -> Audit:
-    """``releasegate log export`` then ``log verify`` with ``keys show``'s ring."""
+    """``releasegate log export`` then ``log verify`` with ``keys show``'s ring (the CLI's
+    ``main`` in process: the same code and exit codes as the command)."""
     work.mkdir(parents=True, exist_ok=True)
     export, keys = work / "export.jsonl", work / "keys.json"
     env = {"RELEASEGATE_DATABASE_URL": db_url} if db_url else {}
-    exported = cli("log", "export", "--state-dir", str(state_dir), "--out", str(export), env=env)
-    shown = cli("keys", "show", "--state-dir", str(state_dir), env=env)
-    keys.write_text(shown.stdout)
-    verified = cli("log", "verify", "--export", str(export), "--keys", str(keys), env=env)
+    db = ["--database-url", db_url] if db_url else []
+    exported = cli_in_process("log", "export", "--state-dir", str(state_dir), *db,
+                              "--out", str(export), env=env)  # fmt: skip
+    shown = cli_in_process("keys", "show", "--state-dir", str(state_dir), env=env)
+    keys.write_text(shown[1])
+    verified = cli_in_process("log", "verify", "--export", str(export), "--keys", str(keys))
     hashes: dict[str, tuple[int, str]] = {}
     size = 0
-    if exported.returncode == 0:
+    if exported[0] == 0:
         lines = export.read_text().splitlines()
         for line in lines[:-1]:
             record = json.loads(line)
@@ -261,10 +286,7 @@ def audit(state_dir: Path, work: Path, *, db_url: str | None = None) -> Audit:
                 record["log"]["record_hash"],
             )
         size = len(lines) - 1
-    return Audit(
-        exported.returncode, verified.returncode,
-        exported.stderr + verified.stdout + verified.stderr, size, hashes,
-    )  # fmt: skip
+    return Audit(exported[0], verified[0], exported[2] + verified[1] + verified[2], size, hashes)
 
 
 @contextmanager
