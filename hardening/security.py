@@ -57,10 +57,12 @@ def scan(text: str, needles: dict[str, str]) -> list[str]:
     return [name for name, needle in needles.items() if needle and needle in text]
 
 
-def logs_of_a_run(work: Path, figures: Figures) -> dict[str, list[str]]:
+def logs_of_a_run(work: Path, figures: Figures) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Run ``serve --log-level debug`` with real tokens and evidence, exercise success,
     failure and error paths, then scan stdout, stderr and the managed OPA's log files for
-    every token, ``PRIVATE KEY`` and the bundle's certificate/signature/payload."""
+    every token, ``PRIVATE KEY`` and the bundle's certificate/signature/payload.
+
+    Returns what was found where, and how many characters each source held."""
     state = work / "state"
     tokens = create_tokens(state)
     tmp = work / "tmp"
@@ -88,13 +90,14 @@ def logs_of_a_run(work: Path, figures: Figures) -> dict[str, list[str]]:
     needles = {f"token:{role}": tok for role, tok in tokens.items()}
     needles["PRIVATE KEY"] = "PRIVATE KEY"
     needles.update({f"bundle:{i}": s for i, s in enumerate(secrets_of_bundle(bundle))})
-    found = {
-        "serve stdout": scan(server.stdout_path.read_text(errors="replace"), needles),
-        "serve stderr": scan(server.stderr_path.read_text(errors="replace"), needles),
-        "opa logs": scan(opa_logs, needles),
+    texts = {
+        "serve stdout": server.stdout_path.read_text(errors="replace"),
+        "serve stderr": server.stderr_path.read_text(errors="replace"),
+        "opa logs": opa_logs,
     }
+    found = {name: scan(text, needles) for name, text in texts.items()}
     figures.leaks_found += sum(len(v) for v in found.values())
-    return found
+    return found, {name: len(text) for name, text in texts.items()}
 
 
 @contextmanager
