@@ -1,5 +1,9 @@
 """FastAPI dependencies: the app's state, authentication and role checks.
 
+The trivial dependencies are ``async def``: FastAPI runs a sync dependency in its thread
+pool, and each such hop cost more than the dependency itself (measured by the benchmarks,
+``docs/benchmarks.md``). ``authenticate`` reads the token store, so it stays sync.
+
 Route modules (this package's and the adapters') use the ``Annotated`` aliases::
 
     @router.post("/v1/admission")
@@ -48,7 +52,7 @@ class AppState:
     closers: list[Any] = field(default_factory=list)
 
 
-def get_app_state(request: Request) -> AppState:
+async def get_app_state(request: Request) -> AppState:
     """The running app's state (503 before startup / after shutdown)."""
     state = getattr(request.app.state, "releasegate", None)
     if not isinstance(state, AppState):
@@ -59,27 +63,27 @@ def get_app_state(request: Request) -> AppState:
 AppStateDep = Annotated[AppState, Depends(get_app_state)]
 
 
-def get_settings(state: AppStateDep) -> Settings:
+async def get_settings(state: AppStateDep) -> Settings:
     """The validated settings."""
     return state.settings
 
 
-def get_pipeline(state: AppStateDep) -> DecisionPipeline:
+async def get_pipeline(state: AppStateDep) -> DecisionPipeline:
     """The decision pipeline; its recorder is the decision log (metered)."""
     return state.pipeline
 
 
-def get_decision_log(state: AppStateDep) -> DecisionLog:
+async def get_decision_log(state: AppStateDep) -> DecisionLog:
     """The signed decision log."""
     return state.decision_log
 
 
-def get_approval_store(state: AppStateDep) -> ApprovalStore:
+async def get_approval_store(state: AppStateDep) -> ApprovalStore:
     """The append-only approval store."""
     return state.approvals
 
 
-def get_metrics(state: AppStateDep) -> ServiceMetrics:
+async def get_metrics(state: AppStateDep) -> ServiceMetrics:
     """This app's metrics."""
     return state.metrics
 
@@ -156,7 +160,7 @@ class RoleChecker:
     def __init__(self, *roles: str) -> None:
         self.roles = frozenset(roles)
 
-    def __call__(self, principal: PrincipalDep) -> Principal:
+    async def __call__(self, principal: PrincipalDep) -> Principal:
         """Return the caller when allowed."""
         if not principal.may(self.roles):
             wanted = " or ".join(sorted(self.roles))

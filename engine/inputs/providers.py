@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,13 +36,49 @@ class SigstoreProvenance:
 
 
 class ScanReports:
-    """Parses scanner reports and applies VEX documents."""
+    """Parses scanner reports and applies VEX documents, remembering recent results.
+
+    The section is a pure function of the reports (format + JSON value) and the artifact
+    digest, so the last ``cache_size`` results are kept by the SHA-256 of their JSON, keys
+    in document order (the same report sent by every pipeline run is parsed once; the same
+    report with its keys reordered is parsed again). Malformed reports raise every time
+    and are not kept.
+    """
+
+    def __init__(self, cache_size: int = 256) -> None:
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, VulnerabilitiesSection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(scans: Sequence[ScanEvidence], artifact_digest: str) -> str | None:
+        try:
+            text = json.dumps(
+                [artifact_digest, [[s.format.value, s.report] for s in scans]],
+                separators=(",", ":"),
+            )
+        except (TypeError, ValueError, RecursionError):
+            return None
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def collect(
         self, scans: Sequence[ScanEvidence], *, artifact_digest: str
     ) -> VulnerabilitiesSection:
         """Normalized, de-duplicated findings; ``InputError`` for a malformed report."""
-        return build_vulnerabilities_section(scans, artifact_digest=artifact_digest)
+        key = self._key(scans, artifact_digest) if self._cache_size else None
+        if key is not None:
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    return hit
+        section = build_vulnerabilities_section(scans, artifact_digest=artifact_digest)
+        if key is not None:
+            with self._lock:
+                self._cache[key] = section
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return section
 
 
 class PrometheusSlo:

@@ -19,13 +19,13 @@ stored (masked) input document, the request metadata and the masked paths::
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import InputError
 from engine.log.canonical import canonical_bytes, digest_ref
+from engine.log.masking import json_copy
 from engine.log.signing import ALG, Signer
 from engine.models.common import StrictModel
 from engine.models.decision import Decision, LogInfo, SignatureInfo
@@ -92,7 +92,7 @@ def draft_body(
     """The record before it has a place in the log (no ``log``, no ``signature``)."""
     body = decision.model_dump(mode="json", exclude={"log", "signature"})
     body.update(
-        input=copy.deepcopy(input_document),
+        input=json_copy(input_document),
         request=request.model_dump(mode="json"),
         erased=list(erased),
         masked=list(masked),

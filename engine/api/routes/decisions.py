@@ -45,12 +45,16 @@ def decide(
     request: DecisionRequestV1,
     principal: CiPrincipal,
     pipeline: PipelineDep,
-    response: Response,
-) -> Decision:
-    """Run the pipeline; the decision is durable before it is returned."""
+) -> Response:
+    """Run the pipeline; the decision is durable before it is returned.
+
+    The body is serialized here, once: returning the model would have FastAPI validate it
+    against ``response_model`` again before serializing it (measured on the hot path).
+    """
     decision = pipeline.decide(request, caller=principal.subject, adapter="api")
+    response = Response(decision.model_dump_json(), media_type="application/json")
     set_decision_id(response, decision.decision_id)
-    return decision
+    return response
 
 
 def _record(log: DecisionLogDep, decision_id: str) -> DecisionRecordV1:

@@ -12,6 +12,7 @@ from typing import Any
 
 import rfc8785
 
+from engine.log.canonical import jcs_dumps
 from engine.models.provenance import VerificationOutcome
 
 MAX_BUNDLE_BYTES = 256 * 1024
@@ -69,7 +70,7 @@ def check_depth(value: object, *, limits: Limits, what: str) -> None:
 def canonical_bytes(value: Mapping[str, Any], *, what: str) -> bytes:
     """RFC 8785 canonical JSON of ``value``; a value JSON cannot carry is ``invalid``."""
     try:
-        return rfc8785.dumps(value)
+        return jcs_dumps(value)
     except (rfc8785.CanonicalizationError, RecursionError) as exc:
         raise Rejected("invalid", f"{what}: not canonicalizable JSON: {exc}") from exc
 
