@@ -118,15 +118,22 @@ class DecisionLog:
         Raises :class:`StoreError` when the record cannot be committed: the caller must
         then return no verdict (HTTP 503).
         """
-        masked = apply_masks({"input": input_document}, self.masks)
         request = RequestMeta(caller=caller, adapter=adapter, dry_run=decision.dry_run)
-        body = draft_body(
-            decision,
-            input_document=masked.document.get("input", {}),
-            request=request,
-            erased=masked.erased,
-            masked=masked.masked,
-        )
+        if self.masks:
+            masked = apply_masks({"input": input_document}, self.masks)
+            # apply_masks works on a deep copy: the draft need not copy it again.
+            body = draft_body(
+                decision,
+                input_document=masked.document.get("input", {}),
+                request=request,
+                erased=masked.erased,
+                masked=masked.masked,
+                copy_input=False,
+            )
+        else:
+            body = draft_body(
+                decision, input_document=input_document, request=request, erased=[], masked=[]
+            )
         draft = RecordDraft(
             body=body,
             members=canonical_members(body),

@@ -88,11 +88,16 @@ def draft_body(
     request: RequestMeta,
     erased: list[str],
     masked: list[str],
+    copy_input: bool = True,
 ) -> dict[str, Any]:
-    """The record before it has a place in the log (no ``log``, no ``signature``)."""
+    """The record before it has a place in the log (no ``log``, no ``signature``).
+
+    The input document is deep-copied unless ``copy_input`` is False (the caller passes a
+    private copy already, e.g. the masked one).
+    """
     body = decision.model_dump(mode="json", exclude={"log", "signature"})
     body.update(
-        input=json_copy(input_document),
+        input=json_copy(input_document) if copy_input else input_document,
         request=request.model_dump(mode="json"),
         erased=list(erased),
         masked=list(masked),
