@@ -129,7 +129,8 @@ def _faults(work: Path, f: Figures, s: Scale) -> list[str]:
         if code != 2 or not stderr.startswith("error: "):
             problems.append(f"signing key {case}: serve exited {code}: {stderr[-300:]}")
         else:
-            f.notes.append(f"signing key {case}: refused (exit 2): {stderr.strip()[:110]}")
+            message = stderr.strip().replace(str(work / "keys"), "<work>").splitlines()[-1]
+            f.notes.append(f"signing key {case}: refused (exit 2): {message[:150]}")
     return problems
 
 

@@ -17,6 +17,8 @@ unknown decision id) are counted as notes, not failures.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,7 +166,9 @@ def _fuzz_one(run: _Run, op: Any, mode: GenerationMode, role: str | None, token:
         result.failures.extend(f"[{role}] {p}" for p in problems)
 
     try:
-        one()
+        # Hypothesis prints "reproduce with @seed(...)" for the caught Unsatisfiable.
+        with contextlib.redirect_stdout(io.StringIO()):
+            one()
     except Unsatisfiable:
         # An operation without parameters or body has no schema-violating variant.
         result.notes[f"no {mode.value} data for {label}"] = 1

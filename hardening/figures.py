@@ -78,18 +78,39 @@ class Figures:
                 f"{k} {v}" for k, v in sorted(self.outcomes_per_parser[name].items())
             )
             out.append(f"  {name:<20} {self.inputs_per_parser[name]:>7}  ({outcomes})")
-        out.append("== hostile inputs: worst time / peak traced memory per class ==")
-        for target in sorted(self.hostile):
-            for klass, m in sorted(self.hostile[target].items()):
-                outcomes = ",".join(sorted(m.outcomes))
-                out.append(
-                    f"  {target:<16} {klass:<22} n={m.inputs:<3} "
-                    f"max {m.max_seconds * 1000:8.1f} ms  peak {m.peak_bytes / 2**20:7.1f} MiB"
-                    f"  -> {outcomes}"
-                )
-        out.append("== API (schemathesis) ==")
-        for key, count in sorted(self.api_cases.items()):
-            out.append(f"  {key:<44} {count:>6} cases")
+        out.append("== hostile inputs: worst time / peak traced memory per class (all targets) ==")
+        by_class: dict[str, ClassMeasure] = {}
+        for per_target in self.hostile.values():
+            for klass, m in per_target.items():
+                worst = by_class.setdefault(klass, ClassMeasure())
+                worst.inputs += m.inputs
+                worst.max_seconds = max(worst.max_seconds, m.max_seconds)
+                worst.peak_bytes = max(worst.peak_bytes, m.peak_bytes)
+                for outcome, n in m.outcomes.items():
+                    worst.outcomes[outcome] = worst.outcomes.get(outcome, 0) + n
+        for klass, m in sorted(by_class.items()):
+            kinds = sorted({o.split(":")[0] for o in m.outcomes})
+            out.append(
+                f"  {klass:<20} n={m.inputs:<4} max {m.max_seconds * 1000:8.1f} ms  "
+                f"peak {m.peak_bytes / 2**20:7.1f} MiB  -> {','.join(kinds)}"
+            )
+        out.append("== hostile inputs: per target (worst over its classes) ==")
+        for name in sorted(self.hostile):
+            ms = self.hostile[name].values()
+            seconds = max(m.max_seconds for m in ms)
+            peak = max(m.peak_bytes for m in ms)
+            n = sum(m.inputs for m in ms)
+            out.append(
+                f"  {name:<30} n={n:<3} max {seconds * 1000:8.1f} ms  peak {peak / 2**20:7.1f} MiB"
+            )
+        out.append("== API (schemathesis): cases per operation (all roles, both modes) ==")
+        per_op: dict[str, int] = {}
+        for key, count in self.api_cases.items():
+            op = key.split(" [")[0]
+            per_op[op] = per_op.get(op, 0) + count
+        for op, count in sorted(per_op.items()):
+            out.append(f"  {op:<40} {count:>6}")
+        out.append(f"  total {sum(per_op.values())} cases")
         out.append(f"  server errors (5xx): {self.api_server_errors}")
         out.append(f"  allow verdicts from invalid requests: {self.api_invalid_allowed}")
         out.append("== faults injected ==")
