@@ -64,7 +64,8 @@ def _es6_integer(value: int) -> int | None:
 def _plain(value: Any, *, big_ints: bool) -> list[_Fixup] | None:
     """None unless ``json`` can write ``value`` exactly as RFC 8785 would; else the fixups.
 
-    That holds for dicts and lists (exact types) of strings, booleans, null, integers and
+    That holds for dicts and lists (exact types) of strings, booleans, null, integers,
+    integral floats within 2**53 (listed as fixups: JCS writes ``1.0`` as ``1``) and
     non-integral floats of magnitude in [1e-4, 1e16), whose object keys are strings
     without characters beyond the BMP (so code-point order is UTF-16 order). Integers
     beyond 2**53 are doubles in JCS: with ``big_ints`` each is listed with the integer
@@ -74,7 +75,7 @@ def _plain(value: Any, *, big_ints: bool) -> list[_Fixup] | None:
     """
     if type(value) is not dict and type(value) is not list:
         # A scalar: checked as the only member of a list (a big integer has no container).
-        return None if _plain([value], big_ints=False) is None else []
+        return [] if _plain([value], big_ints=False) == [] else None
     fixups: list[_Fixup] = []
     stack: list[Any] = [value]
     budget = _MAX_PLAIN_CONTAINERS
@@ -106,8 +107,11 @@ def _plain(value: Any, *, big_ints: bool) -> list[_Fixup] | None:
                 fixups.append((node, k, spelled))
             elif t is float:
                 # In [1e-4, 1e16) repr() and ES6 both write the shortest round-trip digits
-                # in fixed notation; they differ only on integral values ("1.0" vs "1").
-                if not (1e-4 <= abs(v) < 1e16) or v.is_integer():
+                # in fixed notation; they differ only on integral values ("1.0" vs "1"),
+                # which below 2**53 ES6 writes as the integer's exact digits.
+                if v.is_integer() and abs(v) <= _SAFE_INT:
+                    fixups.append((node, k, int(v)))
+                elif not (1e-4 <= abs(v) < 1e16) or v.is_integer():
                     return None
             else:
                 return None
