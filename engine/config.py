@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     auth_failure_limit: int = Field(default=10, gt=0)
     """Failed authentication attempts allowed per client address per window (then 429)."""
     auth_failure_window_s: int = Field(default=60, gt=0)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses whose X-Forwarded-For is believed (empty: none; the peer address counts)."""
     bundle_dir: Path | None = None
     """Signed bundles served to OPA fleets at ``GET /bundles/{name}`` (unset: not served)."""
     vsa_verifier_id: str = "https://releasegate.dev/verifier/v1"

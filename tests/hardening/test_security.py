@@ -102,6 +102,26 @@ def test_failed_auth_is_rate_limited_per_client(limited: ServeProcess) -> None:
     assert request_from(limited, "127.0.0.2", "GET", "/healthz")[0] == 200
 
 
+def test_forwarded_for_from_loopback_does_not_escape_the_auth_limit(
+    limited: ServeProcess,
+) -> None:
+    """Regression: uvicorn believed X-Forwarded-For from 127.0.0.1, so a local client could
+    rotate the header to dodge the failed-auth limit. No proxy is trusted unless configured."""
+    bad = "rg_" + "y" * 43
+    statuses = [
+        request_from(
+            limited,
+            "127.0.0.1",
+            "GET",
+            "/v1/log/checkpoint",
+            token=bad,
+            headers={"X-Forwarded-For": f"198.51.100.{i}"},
+        )[0]  # fmt: skip
+        for i in range(LIMIT + 1)
+    ]
+    assert statuses == [401] * LIMIT + [429]
+
+
 def test_request_size_limit_on_a_real_socket(limited: ServeProcess) -> None:
     token = limited.tokens["ci"]
     before = limited.call("GET", "/v1/log/checkpoint", token=limited.tokens["auditor"]).body

@@ -182,6 +182,11 @@ def run(args: argparse.Namespace) -> int:
             server_header=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            # NOTE(lead): uvicorn trusts X-Forwarded-For from 127.0.0.1 by default, which lets
+            # a local client rotate its apparent address past the failed-auth limit. Proxy
+            # headers are honoured only from the addresses configured as trusted proxies.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=list(settings.trusted_proxies) or None,
             **tls,
         )
         server = uvicorn.Server(config)
