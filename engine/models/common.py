@@ -16,9 +16,11 @@ NS_QUANTUM = 1024
 """Nanosecond timestamps are multiples of 1024 ns (about 1 µs).
 
 NOTE(lead): RFC 8785 treats every JSON number as an IEEE 754 double. A nanosecond timestamp
-(about 1.8e18) is above 2**53, so it survives canonicalization exactly only when the double
-it denotes is exact; every multiple of 1024 below 2**62 (the year 2116) is. Quantizing keeps
-``now_ns`` an integer for Rego's time built-ins and the canonical input digest exact."""
+(about 1.8e18) is above 2**53, so it survives canonicalization only when the double it
+denotes is exactly that integer; every multiple of 1024 below 2**62 (the year 2116) is. JCS
+then writes the double's shortest digits (``...901400`` for ``...901376``), which parse back
+to the same double and so to the same integer. Quantizing keeps ``now_ns`` an integer for
+Rego's time built-ins and the canonical input digest exact."""
 
 
 def quantize_ns(value: int) -> int:
