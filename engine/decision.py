@@ -40,14 +40,24 @@ class DecisionRecorder(Protocol):
         input_document: dict[str, Any],
         caller: str | None,
         adapter: str,
+        input_canonical: bytes | None = None,
     ) -> Decision:
-        """Store the decision; return it with its log position and signature filled in."""
+        """Store the decision; return it with its log position and signature filled in.
+
+        ``input_canonical`` is the RFC 8785 encoding of ``input_document`` when the caller
+        already made it (for ``input_digest``), so the log need not encode it again.
+        """
         ...
 
 
 def input_digest(document: Mapping[str, Any]) -> str:
     """``sha256:`` of the RFC 8785 canonical JSON of the input document."""
-    return "sha256:" + hashlib.sha256(canonical_bytes(dict(document))).hexdigest()
+    return digest_of_canonical(canonical_bytes(dict(document)))
+
+
+def digest_of_canonical(canonical: bytes) -> str:
+    """``sha256:`` of already canonical bytes."""
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 def format_timestamp(now_ns: int) -> str:
@@ -169,6 +179,7 @@ class DecisionPipeline:
     ) -> Decision:
         """Evaluate a finished input document, build the Decision, record it."""
         doc = document.model_dump(mode="json")
+        canonical = canonical_bytes(doc)
         result = evaluate(self.engine, doc)
         decision = Decision(
             decision_id=new_decision_id(),
@@ -181,9 +192,11 @@ class DecisionPipeline:
             dry_run=dry_run,
             policy=self.engine.policy,
             engine=self.engine.info,
-            input_digest=input_digest(doc),
+            input_digest=digest_of_canonical(canonical),
         )
         if self.recorder is None:
             return decision
         # No verdict without a record: a StoreError propagates and no decision is returned.
-        return self.recorder.append(decision, input_document=doc, caller=caller, adapter=adapter)
+        return self.recorder.append(
+            decision, input_document=doc, caller=caller, adapter=adapter, input_canonical=canonical
+        )

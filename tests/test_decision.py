@@ -47,6 +47,7 @@ PROVIDERS = FactProviders(
 class _Recorder:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
+        self.canonical: list[bytes | None] = []
         self.appended: list[tuple[Decision, dict[str, Any], str | None, str]] = []
 
     def append(
@@ -56,10 +57,12 @@ class _Recorder:
         input_document: dict[str, Any],
         caller: str | None,
         adapter: str,
+        input_canonical: bytes | None = None,
     ) -> Decision:
         if self.fail:
             raise StoreError("disk full")
         self.appended.append((decision, input_document, caller, adapter))
+        self.canonical.append(input_canonical)
         return decision
 
 
@@ -117,6 +120,7 @@ def test_decision_is_recorded_before_it_is_returned() -> None:
     recorded, document, caller, adapter = recorder.appended[0]
     assert recorded.decision_id == decision.decision_id
     assert input_digest(document) == decision.input_digest
+    assert recorder.canonical == [rfc8785.dumps({**document, "now_ns": float(document["now_ns"])})]
     assert (caller, adapter) == ("ci", "api")
 
 

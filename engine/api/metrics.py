@@ -169,12 +169,17 @@ class MeteredRecorder:
         input_document: dict[str, Any],
         caller: str | None,
         adapter: str,
+        input_canonical: bytes | None = None,
     ) -> Decision:
         """Append through the inner recorder; count only decisions that were recorded."""
         started = time.perf_counter()
         try:
             recorded = self.inner.append(
-                decision, input_document=input_document, caller=caller, adapter=adapter
+                decision,
+                input_document=input_document,
+                caller=caller,
+                adapter=adapter,
+                input_canonical=input_canonical,
             )
         except BaseException:
             self._metrics.append_failures.inc()

@@ -112,8 +112,12 @@ class DecisionLog:
         input_document: dict[str, Any],
         caller: str | None,
         adapter: str,
+        input_canonical: bytes | None = None,
     ) -> Decision:
         """Mask, seal, sign and durably append; returns ``decision`` with log and signature.
+
+        ``input_canonical``, the caller's RFC 8785 encoding of ``input_document``, is reused
+        for the record's ``input`` member when no mask changed the document.
 
         Raises :class:`StoreError` when the record cannot be committed: the caller must
         then return no verdict (HTTP 503).
@@ -134,9 +138,10 @@ class DecisionLog:
             body = draft_body(
                 decision, input_document=input_document, request=request, erased=[], masked=[]
             )
+        known = {} if self.masks or input_canonical is None else {"input": input_canonical}
         draft = RecordDraft(
             body=body,
-            members=canonical_members(body),
+            members=canonical_members(body, known=known),
             decision_id=decision.decision_id,
             ts=normalize_timestamp(decision.timestamp, what="decision.timestamp"),
             service=str(decision.release.get("service", "")),

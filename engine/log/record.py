@@ -105,15 +105,22 @@ def draft_body(
     return body
 
 
-def canonical_members(body: dict[str, Any]) -> dict[str, bytes]:
+def canonical_members(
+    body: dict[str, Any], *, known: dict[str, bytes] | None = None
+) -> dict[str, bytes]:
     """RFC 8785 encodings of each top-level member (``"key":value``) of ``body``.
 
     A canonical object is ``{`` + its members sorted by the UTF-16 code units of their
     keys, joined by ``,`` + ``}``; so the draft's members are encoded once, by the caller,
     and the writer only adds ``log`` (see :func:`join_members`). Raises
-    :class:`InputError` for values JCS cannot encode.
+    :class:`InputError` for values JCS cannot encode. ``known`` holds RFC 8785 encodings
+    of values the caller already made (by ``rfc8785``), keyed by member name.
     """
-    return {k: canonical_bytes(k) + b":" + canonical_bytes(v) for k, v in body.items()}
+    known = known or {}
+    return {
+        k: canonical_bytes(k) + b":" + (known[k] if k in known else canonical_bytes(v))
+        for k, v in body.items()
+    }
 
 
 def join_members(members: dict[str, bytes]) -> bytes:
