@@ -38,6 +38,7 @@ all of the above and a well-formed statement.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -158,28 +159,42 @@ class ProvenanceVerifier:
         back with ``verification`` = ``invalid`` / ``failed`` / ``unsupported``.
         """
         try:
-            # 1. Bound nesting and size before anything else looks at the document.
+            # 1. Bound nesting before anything else looks at the document.
             check_depth(attestation, limits=self.limits, what="attestation")
-            canonical = canonical_bytes(attestation, what="attestation")
         except Rejected as rejected:
             return AttestationFact(
                 index=index, bundle_digest="unknown", verification="invalid", error=rejected.message
             )
+        # 2. Results are cached per (bundle, trust material, artifact). The key is a digest of
+        # the bundle's sorted-key JSON: equal keys mean equal documents, so a hit skips the
+        # RFC 8785 encoding (the fact's bundle_digest was computed from it on the miss).
+        memo = _memo_digest(attestation)
+        key = (memo, self.trust_digest, artifact_digest) if memo is not None else None
+        cached = self._cache.get(key) if key is not None else None
+        if cached is None:
+            cached = self._evaluate_uncached(attestation, artifact_digest)
+            if key is not None:
+                self._cache.put(key, cached)
+        return cached.model_copy(update={"index": index})
+
+    def _evaluate_uncached(
+        self, attestation: Mapping[str, Any], artifact_digest: str
+    ) -> AttestationFact:
+        try:
+            canonical = canonical_bytes(attestation, what="attestation")
+        except Rejected as rejected:
+            return AttestationFact(
+                index=0, bundle_digest="unknown", verification="invalid", error=rejected.message
+            )
         digest = sha256_prefixed(canonical)
         if len(canonical) > self.limits.max_bundle_bytes:
             return AttestationFact(
-                index=index,
+                index=0,
                 bundle_digest=digest,
                 verification="invalid",
                 error=f"attestation: {len(canonical)} bytes exceeds {self.limits.max_bundle_bytes}",
             )
-        # 2. Results are cached per (bundle, trust material, artifact).
-        key = (digest, self.trust_digest, artifact_digest)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._verify_uncached(attestation, canonical, digest, artifact_digest)
-            self._cache.put(key, cached)
-        return cached.model_copy(update={"index": index})
+        return self._verify_uncached(attestation, canonical, digest, artifact_digest)
 
     def _verify_uncached(
         self, doc: Mapping[str, Any], canonical: bytes, digest: str, artifact_digest: str
@@ -311,3 +326,12 @@ def _config_errors(what: str) -> Iterator[None]:
         yield
     except _VERIFY_ERRORS as exc:
         raise ConfigError(f"{what}: {exc}") from exc
+
+
+def _memo_digest(value: Mapping[str, Any]) -> str | None:
+    """A cache key for a JSON document (not a canonical form: only equality matters)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return sha256_prefixed(text.encode("utf-8", "surrogatepass"))
