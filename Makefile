@@ -33,8 +33,8 @@ test-deps:
 	@bash scripts/install-test-deps.sh
 
 lint:
-	$(BIN)/ruff check engine tests
-	$(BIN)/ruff format --check engine tests
+	$(BIN)/ruff check engine tests benchmarks hardening
+	$(BIN)/ruff format --check engine tests benchmarks hardening
 	$(BIN)/mypy
 
 policy-check:

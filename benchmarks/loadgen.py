@@ -102,7 +102,8 @@ class _Client:
                 self.conn = None
             return resp.status, data
         except (OSError, http.client.HTTPException):
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
             self.conn = None
             raise
 

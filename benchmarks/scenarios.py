@@ -107,13 +107,6 @@ def core(opts: Options) -> dict[str, Any]:
     body_file = _write(opts.workdir, "core-request.json", body)
     opa_body = opa_input_body(body, opts.workdir)
     opa_file = _write(opts.workdir, "core-opa-input.json", opa_body)
-    common = {
-        "concurrency": opts.concurrency,
-        "requests": opts.requests,
-        "duration": opts.duration,
-        "loadgen_procs": opts.loadgen_procs,
-        "body_file": body_file,
-    }
     targets: list[tuple[str, Any, str, Path, dict[str, str]]] = []
     stack: list[Any] = []
     try:
@@ -150,7 +143,11 @@ def core(opts: Options) -> dict[str, Any]:
                     port=proc.port,
                     path=path,
                     headers=headers,
-                    **{**common, "body_file": file},
+                    body_file=file,
+                    concurrency=opts.concurrency,
+                    requests=opts.requests,
+                    duration=opts.duration,
+                    loadgen_procs=opts.loadgen_procs,
                 )
                 row["run"] = i + 1
                 runs.append(row)
