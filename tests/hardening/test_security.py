@@ -42,8 +42,7 @@ LIMIT = 3
 MAX_BODY = 64 * 1024
 
 
-@pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+def _limited_serve(tmp_path_factory: pytest.TempPathFactory) -> ServeProcess:
     state = tmp_path_factory.mktemp("limited") / "state"
     tokens = create_tokens(state)
     server = start_serve(state, env={
@@ -52,6 +51,20 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         "RELEASEGATE_MAX_BODY_BYTES": str(MAX_BODY),
     })  # fmt: skip
     server.tokens = tokens
+    return server
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    server = _limited_serve(tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def limited_alone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """A service of its own, for a test that exhausts the limit of 127.0.0.1."""
+    server = _limited_serve(tmp_path_factory)
     yield server
     server.stop()
 
@@ -103,14 +116,14 @@ def test_failed_auth_is_rate_limited_per_client(limited: ServeProcess) -> None:
 
 
 def test_forwarded_for_from_loopback_does_not_escape_the_auth_limit(
-    limited: ServeProcess,
+    limited_alone: ServeProcess,
 ) -> None:
     """Regression: uvicorn believed X-Forwarded-For from 127.0.0.1, so a local client could
     rotate the header to dodge the failed-auth limit. No proxy is trusted unless configured."""
     bad = "rg_" + "y" * 43
     statuses = [
         request_from(
-            limited,
+            limited_alone,
             "127.0.0.1",
             "GET",
             "/v1/log/checkpoint",
