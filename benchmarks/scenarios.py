@@ -7,14 +7,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import run_load
 from benchmarks.procs import REPO, Service, start_opa, start_service
+from engine.log.scratch_db import scratch_database
 
 REQUEST_FILE = REPO / "examples" / "requests" / "allow.json"
 ENVIRONMENT = "staging"  # allow.json's environment: an allow needs no approval there
@@ -74,22 +73,6 @@ def opa_input_body(body: bytes, workdir: Path) -> bytes:
     return json.dumps({"input": document.model_dump(mode="json")}, separators=(",", ":")).encode()
 
 
-@contextmanager
-def postgres_database(url: str) -> Iterator[str]:
-    """A fresh database on the PostgreSQL server of ``url``; dropped afterwards."""
-    import psycopg
-
-    name = "rg_bench_svc_" + uuid.uuid4().hex[:10]
-    admin = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.rpartition("/")[0] + "/" + name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _decide_once(service: Service, body: bytes) -> dict[str, Any]:
     status, answer = service.call("POST", "/v1/decisions", body, "ci")
     if status != 200 or answer.get("verdict") != "allow":
@@ -115,7 +98,7 @@ def core(opts: Options) -> dict[str, Any]:
         _decide_once(svc, body)
         targets.append(("releasegate (SQLite)", svc, "/v1/decisions", body_file, _auth(svc, "ci")))
         if opts.postgres_url:
-            db = postgres_database(opts.postgres_url)
+            db = scratch_database(opts.postgres_url, prefix="rg_bench_svc_")
             pg_url = db.__enter__()
             stack.append(_Exit(db))
             pg = start_service(

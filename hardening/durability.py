@@ -10,12 +10,11 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.log.scratch_db import scratch_database
 from hardening.figures import Figures
 from hardening.load import Answer, LoadResult, join, run_load, workload
 from hardening.seeds import REPO
@@ -129,23 +128,6 @@ def postgres_server_url() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-@contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    """A fresh database on the server (dropped afterwards)."""
-    import psycopg
-
-    name = "rg_hard_" + uuid.uuid4().hex[:10]
-    admin = server_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = server_url.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def shared_postgres(
     work: Path, figures: Figures, db_url: str, *, services: int = 3, threads: int = 3,
     requests: int = 30, kill_one: bool = False,
@@ -180,3 +162,8 @@ def shared_postgres(
     figures.fault("postgres_shared_writers", services)
     _finish(report, result.receipts, audit(state, work / "audit", db_url=db_url), figures)
     return report
+
+
+def postgres_database(server_url: str) -> AbstractContextManager[str]:
+    """A fresh database on the server (dropped afterwards)."""
+    return scratch_database(server_url, prefix="rg_hard_")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.log.decision_log import open_decision_log
+from engine.log.scratch_db import scratch_database
 from engine.models.decision import Decision, EngineInfo, PolicyInfo
 
 
@@ -49,28 +50,15 @@ def _decision(n: int) -> Decision:
 INPUT = {"release": {"id": "bench"}, "evidence": {"scans": [{"vulns": list(range(50))}]}}
 
 
-@contextmanager
-def _postgres_database(url: str) -> Iterator[str]:
-    import psycopg
-
-    name = "rg_bench_" + uuid.uuid4().hex[:10]
-    admin = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.rpartition("/")[0] + "/" + name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def run_one(backend: str, writers: int, appends: int, pg_url: str | None) -> dict[str, Any]:
     """One configuration; returns its figures."""
     latencies: list[float] = []
     lock = threading.Lock()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        _postgres_database(pg_url) if backend == "postgresql" and pg_url else _null() as db_url,
+        scratch_database(pg_url, prefix="rg_bench_")
+        if backend == "postgresql" and pg_url
+        else _null() as db_url,
     ):
         log = open_decision_log(Path(tmp) / "state", database_url=db_url)
         per_writer = max(1, appends // writers)

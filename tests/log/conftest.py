@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.log.decision_log import DecisionLog, open_decision_log
+from engine.log.scratch_db import scratch_database
 from tests.log.helpers import REPO
 
 
@@ -41,13 +41,5 @@ def postgres_url() -> str:
 @pytest.fixture
 def pg_database(postgres_url: str) -> Iterator[str]:
     """A fresh, empty database on the test server (dropped afterwards)."""
-    import psycopg
-
-    name = "rg_" + uuid.uuid4().hex[:12]
-    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = postgres_url.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_url) as url:
+        yield url
