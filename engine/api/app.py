@@ -102,6 +102,9 @@ def open_state(
         )
         metrics.watch_engine(runtime.engine)
         metrics.watch_cache(getattr(providers.provenance, "verifier", None))
+        watcher = _watch_bundle(settings, runtime, metrics)
+        if watcher is not None:
+            closers.append(watcher)
     except BaseException:
         close_state(closers)
         raise
@@ -117,6 +120,23 @@ def open_state(
             limit=settings.auth_failure_limit, window_s=settings.auth_failure_window_s
         ),
         closers=closers,
+        bundle_watcher=watcher,
+    )
+
+
+def _watch_bundle(settings: Settings, runtime: Runtime, metrics: ServiceMetrics) -> Any:
+    """Hot reload for a managed OPA: poll the bundle file (``bundle_poll_s``)."""
+    from engine.engines.bundle_watch import BundleWatcher
+    from engine.engines.opa import ManagedOpaEngine
+
+    engine = runtime.engine
+    if settings.bundle_poll_s <= 0 or not isinstance(engine, ManagedOpaEngine):
+        return None
+    return BundleWatcher(
+        engine,
+        engine.source,
+        interval_s=settings.bundle_poll_s,
+        on_result=lambda ok: metrics.bundle_reloads.labels("ok" if ok else "refused").inc(),
     )
 
 

@@ -50,6 +50,8 @@ class AppState:
     metrics: ServiceMetrics
     limiter: FailureLimiter
     closers: list[Any] = field(default_factory=list)
+    bundle_watcher: Any = None
+    """The :class:`engine.engines.bundle_watch.BundleWatcher` of a managed OPA, if any."""
 
 
 async def get_app_state(request: Request) -> AppState:

@@ -99,6 +99,12 @@ class ServiceMetrics:
             ["method", "route", "status"],
             registry=r,
         )
+        self.bundle_reloads = Counter(
+            "releasegate_bundle_reloads",
+            "Policy bundle reload attempts by result (ok, refused)",
+            ["result"],
+            registry=r,
+        )
         self.auth_failures = Counter(
             "releasegate_auth_failures", "Failed authentication attempts", registry=r
         )

@@ -194,6 +194,11 @@ class ManagedOpaEngine:
         return proc.client.evaluate(DECISION_PATH, input_document)
 
     @property
+    def source(self) -> PolicySource:
+        """The bundle being served."""
+        return self._current.source
+
+    @property
     def pid(self) -> int:
         """The current OPA process id (for fault-injection tests)."""
         return self._current.popen.pid

@@ -55,7 +55,12 @@ def readyz(state: AppStateDep) -> JSONResponse:
         return f"{engine.info.name} {engine.info.version} answering"
 
     def policy_check() -> str:
-        return f"bundle revision {policy.revision} loaded"
+        detail = f"bundle revision {policy.revision} ({policy.digest}) loaded"
+        watcher = state.bundle_watcher
+        if watcher is not None and watcher.status.last_error:
+            # The previous bundle keeps serving: ready, but the refusal is reported.
+            detail += f"; a newer bundle was refused: {watcher.status.last_error}"
+        return detail
 
     def log_check() -> str:
         size, _ = state.decision_log.store.head()
