@@ -10,6 +10,7 @@ raises a :class:`engine.errors.PolicyError`, which the pipeline turns into ``pau
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -81,6 +82,8 @@ class _Process:
     client: OpaClient
     source: PolicySource
     log_path: Path
+    info: PolicyInfo
+    snapshot: Path | None
 
 
 class ManagedOpaEngine:
@@ -111,14 +114,28 @@ class ManagedOpaEngine:
         self._supervisor.start()
 
     # -- process management ------------------------------------------------------------
+    def _snapshot(self, source: PolicySource) -> PolicySource:
+        """A private copy of a bundle file, so that verification, the reported revision and
+        digest, and OPA all see the same bytes even if the file is replaced meanwhile."""
+        if not source.path.is_file():
+            return source
+        copy = self._workdir / f"{self._generation}-{source.path.name}"
+        try:
+            shutil.copyfile(source.path, copy)
+        except OSError as exc:
+            raise BundleError(f"cannot read policy bundle {source.path}: {exc}") from exc
+        return dataclasses.replace(source, path=copy)
+
     def _start(self, source: PolicySource) -> _Process:
         self._generation += 1
         sock = self._workdir / f"opa-{self._generation}.sock"
         log_path = self._workdir / f"opa-{self._generation}.log"
+        snapshot = self._snapshot(source)
+        info = snapshot.info
         argv = [
             str(self._opa), "run", "--server", "--addr", f"unix://{sock}",
             "--log-level", "error", "--skip-version-check",
-            *source.opa_args(),
+            *snapshot.opa_args(),
         ]  # fmt: skip
         with log_path.open("wb") as log:
             # NOTE(lead): OPA runs in its own session so a signal sent to our process group
@@ -141,7 +158,14 @@ class ManagedOpaEngine:
                 raise BundleError(f"OPA refused the policy bundle {source.path}: {detail}")
             if sock.exists() and client.healthy(bundles=True):
                 _logger.info("OPA %s serving %s (pid %d)", self._version, source.path, popen.pid)
-                return _Process(popen=popen, client=client, source=source, log_path=log_path)
+                return _Process(
+                    popen=popen,
+                    client=client,
+                    source=source,
+                    log_path=log_path,
+                    info=info,
+                    snapshot=snapshot.path if snapshot is not source else None,
+                )
             time.sleep(0.02)
         client.close()
         popen.kill()
@@ -217,7 +241,7 @@ class ManagedOpaEngine:
     @property
     def policy(self) -> PolicyInfo:
         """Revision and digest of the bundle being served."""
-        return self._current.source.info
+        return self._current.info
 
     def close(self) -> None:
         """Stop the supervisor and the OPA process."""
@@ -264,6 +288,8 @@ class RemoteOpaEngine:
 def _stop_process(proc: _Process) -> None:
     proc.client.close()
     _stop(proc.popen)
+    if proc.snapshot is not None:
+        proc.snapshot.unlink(missing_ok=True)
 
 
 def _stop(popen: subprocess.Popen[bytes]) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -25,7 +23,6 @@ class PolicySource:
     public_key: Path | None = None
     key_id: str = "releasegate"
     signing_alg: str = "ES256"
-    exclude: tuple[str, ...] = field(default=())
 
     def opa_args(self) -> list[str]:
         """The ``opa run`` arguments that load (and verify) this source."""
@@ -69,12 +66,11 @@ def policy_info(path: Path) -> PolicyInfo:
             digest.update(hashlib.sha256(file.read_bytes()).digest())
         hexdigest = digest.hexdigest()
         return PolicyInfo(revision=f"dir-{hexdigest[:12]}", digest=f"sha256:{hexdigest}")
+    from engine.bundles import read_bundle_info
+    from engine.errors import InputError
+
     try:
-        data = path.read_bytes()
-        with tarfile.open(path, "r:gz") as tar:
-            member = tar.extractfile("/.manifest") or tar.extractfile(".manifest")
-            manifest = json.loads(member.read()) if member else {}
-    except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
+        bundle = read_bundle_info(path)
+    except InputError as exc:
         raise BundleError(f"cannot read policy bundle {path}: {exc}") from exc
-    revision = str(manifest.get("revision", "")) or "unknown"
-    return PolicyInfo(revision=revision, digest=f"sha256:{hashlib.sha256(data).hexdigest()}")
+    return PolicyInfo(revision=bundle.revision or "unknown", digest=bundle.digest)

@@ -93,3 +93,13 @@ def test_reload_keeps_in_flight_decisions_and_refuses_foreign_bundles(
         assert 'releasegate_bundle_reloads_total{result="refused"} 1.0' in metrics
         assert 'releasegate_bundle_reloads_total{result="ok"} 1.0' in metrics
         assert watcher.check_now() is None  # unchanged since the refusal
+
+        # 3. Regression: the reported revision is the one OPA loaded, even when the file is
+        # replaced again before anything asked (it used to be read lazily from the path).
+        _publish(POLICIES, bundle, key, "r4")
+        assert watcher.check_now() is True
+        _publish(POLICIES, bundle, key, "r5")
+        engine = client.app.state.releasegate.engine
+        assert engine.policy.revision == "r4"
+        decision = client.post("/v1/decisions", json=REQUEST, headers=headers).json()
+        assert decision["policy"]["revision"] == "r4"
