@@ -293,10 +293,25 @@ def database_locked(work: Path, figures: Figures) -> FaultReport:
             db.close()
         _no_verdict_503(report, locked, "locked")
         after = ask(served.base, token, job)
-    answers = [first, locked, after]
+    return _audit_answers(
+        report, figures, state=work / "state", work=work,
+        answers=[first, locked, after], during=[locked],
+    )  # fmt: skip
+
+
+def _audit_answers(
+    report: FaultReport,
+    figures: Figures,
+    *,
+    state: Path,
+    work: Path,
+    answers: list[Any],
+    during: list[Any],
+) -> FaultReport:
+    """Count the answers, then check every received decision against the verified log."""
     report.answers = len(answers)
-    report.fault_answers = int(locked.status == 503)
-    report.audit = audit(work / "state", work / "audit")
+    report.fault_answers = sum(a.status == 503 for a in during)
+    report.audit = audit(state, work / "audit")
     receipts = [a.receipt for a in answers if a.receipt]
     report.check_audit(receipts)
     if report.audit.size != len(receipts):
@@ -348,17 +363,12 @@ def database_full(work: Path, figures: Figures) -> FaultReport:
             after = [ask(served.base, token, job) for _ in range(2)]
         for i, a in enumerate(full):
             _no_verdict_503(report, a, f"full #{i}")
-        answers = before + full + after
         if any(a.status != 200 for a in before + after):
             report.problems.append(f"outside the fault: {[a.status for a in before + after]}")
-        report.answers, report.fault_answers = len(answers), sum(a.status == 503 for a in full)
-        report.audit = audit(state, work / "audit")
-        receipts = [a.receipt for a in answers if a.receipt]
-        report.check_audit(receipts)
-        if report.audit.size != len(receipts):
-            report.problems.append(f"log holds {report.audit.size}, {len(receipts)} received")
-        figures.decisions_checked += len(receipts)
-    return report
+        return _audit_answers(
+            report, figures, state=state, work=work,
+            answers=before + full + after, during=full,
+        )  # fmt: skip
 
 
 def database_readonly(work: Path, figures: Figures) -> FaultReport:
@@ -384,17 +394,11 @@ def database_readonly(work: Path, figures: Figures) -> FaultReport:
         after = [ask(base, tokens["ci"], job) for _ in range(2)]
     for i, a in enumerate(ro):
         _no_verdict_503(report, a, f"read-only #{i}")
-    answers = before + ro + after
     if any(a.status != 200 for a in before + after):
         report.problems.append(f"outside the fault: {[a.status for a in before + after]}")
-    report.answers, report.fault_answers = len(answers), sum(a.status == 503 for a in ro)
-    report.audit = audit(state, work / "audit")
-    receipts = [a.receipt for a in answers if a.receipt]
-    report.check_audit(receipts)
-    if report.audit.size != len(receipts):
-        report.problems.append(f"log holds {report.audit.size}, {len(receipts)} received")
-    figures.decisions_checked += len(receipts)
-    return report
+    return _audit_answers(
+        report, figures, state=state, work=work, answers=before + ro + after, during=ro
+    )
 
 
 # -- the signing key at start ---------------------------------------------------------------
