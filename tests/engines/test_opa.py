@@ -7,6 +7,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,18 @@ def _policy_dir(tmp_path: Path, rego: str) -> Path:
     target.mkdir()
     (target / "decision.rego").write_text(rego)
     return target
+
+
+@contextmanager
+def _engine_on(tmp_path: Path, opa: Path, rules: str) -> Iterator[ManagedOpaEngine]:
+    """A managed OPA on a one-file policy ``package releasegate`` with ``rules``."""
+    eng = ManagedOpaEngine(
+        PolicySource(_policy_dir(tmp_path, f"package releasegate\n\n{rules}\n")), opa=opa
+    )
+    try:
+        yield eng
+    finally:
+        eng.close()
 
 
 @pytest.fixture()
@@ -91,14 +104,10 @@ def test_hanging_opa_times_out(engine: ManagedOpaEngine) -> None:
 
 
 def test_undefined_decision_is_an_error(opa_binary: Path, tmp_path: Path) -> None:
-    src = _policy_dir(tmp_path, "package releasegate\n\nsomething_else := 1\n")
-    eng = ManagedOpaEngine(PolicySource(src), opa=opa_binary)
-    try:
+    with _engine_on(tmp_path, opa_binary, "something_else := 1") as eng:
         with pytest.raises(PolicyEvalError, match="undefined"):
             eng.evaluate(INPUT)
         assert evaluate(eng, INPUT).reasons[0].code == "engine_unavailable"
-    finally:
-        eng.close()
 
 
 @pytest.mark.parametrize(
@@ -112,13 +121,11 @@ def test_undefined_decision_is_an_error(opa_binary: Path, tmp_path: Path) -> Non
     ids=["unknown-verdict", "reason-without-fields", "not-an-object", "unknown-field"],
 )
 def test_malformed_decision_is_an_error(opa_binary: Path, tmp_path: Path, rego: str) -> None:
-    src = _policy_dir(tmp_path, f"package releasegate\n\n{rego}\n")
-    eng = ManagedOpaEngine(PolicySource(src), opa=opa_binary)
-    try:
-        with pytest.raises(PolicyEvalError, match="malformed"):
-            eng.evaluate(INPUT)
-    finally:
-        eng.close()
+    with (
+        _engine_on(tmp_path, opa_binary, rego) as eng,
+        pytest.raises(PolicyEvalError, match="malformed"),
+    ):
+        eng.evaluate(INPUT)
 
 
 def test_self_contradicting_decision_pauses(opa_binary: Path, tmp_path: Path) -> None:
@@ -126,15 +133,11 @@ def test_self_contradicting_decision_pauses(opa_binary: Path, tmp_path: Path) ->
         'decision := {"verdict": "allow", "warnings": [], "reasons": [{"code": "vuln_critical",'
         ' "verdict": "rollback", "policy": "p", "message": "m"}]}'
     )
-    src = _policy_dir(tmp_path, f"package releasegate\n\n{rego}\n")
-    eng = ManagedOpaEngine(PolicySource(src), opa=opa_binary)
-    try:
+    with _engine_on(tmp_path, opa_binary, rego) as eng:
         result = evaluate(eng, INPUT)
-        assert result.verdict is Verdict.PAUSE
-        assert result.reasons[0].code == "engine_unavailable"
-        assert "malformed policy output" in result.reasons[0].message
-    finally:
-        eng.close()
+    assert result.verdict is Verdict.PAUSE
+    assert result.reasons[0].code == "engine_unavailable"
+    assert "malformed policy output" in result.reasons[0].message
 
 
 def test_runtime_error_in_policy_is_engine_unavailable(opa_binary: Path, tmp_path: Path) -> None:
@@ -143,14 +146,10 @@ def test_runtime_error_in_policy_is_engine_unavailable(opa_binary: Path, tmp_pat
         'decision := {"verdict": "allow", "reasons": [], "warnings": []} if input.now_ns\n'
         'decision := {"verdict": "pause", "reasons": [], "warnings": []} if input.adapter\n'
     )
-    src = _policy_dir(tmp_path, f"package releasegate\n\n{rego}")
-    eng = ManagedOpaEngine(PolicySource(src), opa=opa_binary)
-    try:
+    with _engine_on(tmp_path, opa_binary, rego) as eng:
         result = evaluate(eng, INPUT)
-        assert result.verdict is Verdict.PAUSE
-        assert "HTTP 500" in result.reasons[0].message
-    finally:
-        eng.close()
+    assert result.verdict is Verdict.PAUSE
+    assert "HTTP 500" in result.reasons[0].message
 
 
 def test_signed_committed_bundle_loads_and_foreign_key_is_refused(
