@@ -15,7 +15,11 @@ bin="$tools/bin"
 opa="$bin/opa"
 mkdir -p "$bin"
 
-if [ -x "$opa" ] && "$opa" version 2>/dev/null | grep -q "^Version: ${OPA_VERSION#v}$"; then
+# The version is read into a variable before matching: `opa version | grep -q` under
+# pipefail fails at random when grep exits early and opa dies of SIGPIPE.
+installed_version() { "$opa" version 2>/dev/null | sed -n 's/^Version: //p' || true; }
+
+if [ -x "$opa" ] && [ "$(installed_version)" = "${OPA_VERSION#v}" ]; then
   echo "opa ${OPA_VERSION} already installed at $opa"
   exit 0
 fi
@@ -36,6 +40,7 @@ else
   mv "$opa.tmp" "$opa"
 fi
 
-"$opa" version | head -1
-"$opa" version | grep -q "^Version: ${OPA_VERSION#v}$" || { echo "error: installed opa is not ${OPA_VERSION}" >&2; exit 1; }
+got="$(installed_version)"
+echo "Version: $got"
+[ "$got" = "${OPA_VERSION#v}" ] || { echo "error: installed opa is $got, not ${OPA_VERSION}" >&2; exit 1; }
 echo "opa installed at $opa"

@@ -18,5 +18,5 @@ if [ ${#need[@]} -gt 0 ]; then
   (service prometheus stop || true) >/dev/null 2>&1
   (service postgresql stop || true) >/dev/null 2>&1
 fi
-echo "prometheus: $(prometheus --version 2>&1 | head -1)"
-echo "postgresql: $(ls -d /usr/lib/postgresql/*/bin | head -1)"
+echo "prometheus: $(prometheus --version 2>&1 | sed -n 1p)"
+echo "postgresql: $(ls -d /usr/lib/postgresql/*/bin | sed -n 1p)"
