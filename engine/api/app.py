@@ -90,7 +90,7 @@ def open_state(
             )
             closers.append(approvals)
         if tokens is None:
-            tokens = TokenStore(url)
+            tokens = TokenStore(url, cache_ttl_s=settings.token_cache_ttl_s)
             closers.append(tokens)
         recorder = MeteredRecorder(decision_log, metrics, on_record=_log_decision)
         if runtime is None:

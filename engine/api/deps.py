@@ -2,7 +2,8 @@
 
 The trivial dependencies are ``async def``: FastAPI runs a sync dependency in its thread
 pool, and each such hop cost more than the dependency itself (measured by the benchmarks,
-``docs/benchmarks.md``). ``authenticate`` reads the token store, so it stays sync.
+``docs/benchmarks.md``). ``authenticate`` is async too: a token the store has cached is
+checked on the event loop, and only a cache miss reads the database in the thread pool.
 
 Route modules (this package's and the adapters') use the ``Annotated`` aliases::
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.approvals import ApprovalStore
@@ -123,7 +125,7 @@ def _certificate_principal(request: Request, state: AppState) -> Principal | Non
     return Principal(subject=name, roles=frozenset(roles), method="mtls")
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     state: AppStateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
@@ -143,7 +145,10 @@ def authenticate(
         if credentials is None:
             raise _unauthorized("missing bearer token")
         # 2. Hash lookup; unknown, malformed and revoked tokens all fail the same way.
-        info = state.tokens.authenticate(credentials.credentials)
+        token = credentials.credentials
+        info = state.tokens.cached(token)
+        if info is None:
+            info = await run_in_threadpool(state.tokens.authenticate, token)
         if info is None:
             state.limiter.failure(address)
             state.metrics.auth_failures.inc()

@@ -4,6 +4,12 @@ A token is ``rgt_`` followed by 32 random bytes, base64url (``secrets.token_urls
 store keeps ``sha256(token)`` with the subject, roles, creation time and revocation time;
 the token itself is never written anywhere. A token's id (its hash's first 16 hex digits)
 names it in ``token list`` and ``token revoke``.
+
+A service keeps the tokens it authenticated for ``cache_ttl_s`` seconds (default 5; 0 turns
+the cache off), so a busy caller costs one database read per TTL instead of one per request.
+A revocation made through the same store takes effect at once; one made by another process
+(``releasegate token revoke`` while the service runs) within ``cache_ttl_s``. Only live
+tokens are cached: an unknown or revoked token is looked up every time (and rate-limited).
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -80,10 +90,22 @@ def check_roles(roles: list[str]) -> frozenset[str]:
 class TokenStore:
     """Token hashes in the service database (table ``auth_tokens``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_ttl_s: float = 0.0,
+        cache_size: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         with map_errors(StoreError, "cannot open the token store"):
             self._engine = make_engine(url)
             metadata.create_all(self._engine)
+        self._cache_ttl_s = cache_ttl_s
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[TokenInfo, float]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._clock = clock
 
     def close(self) -> None:
         """Release the connections."""
@@ -114,6 +136,9 @@ class TokenStore:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 256:
             return None
         digest = hash_token(token)
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
         stmt = select(tokens_table).where(tokens_table.c.token_hash == digest)
         with map_errors(StoreError, "cannot read the token store"), self._engine.connect() as conn:
             row = conn.execute(stmt).mappings().first()
@@ -122,7 +147,44 @@ class TokenStore:
         if row is None or not hmac.compare_digest(str(row["token_hash"]), digest):
             return None
         info = _info(row)
-        return None if info.revoked else info
+        if info.revoked:
+            return None
+        self._remember(digest, info)
+        return info
+
+    def cached(self, token: str) -> TokenInfo | None:
+        """The info of a live token this store authenticated within the TTL; None when it
+        must be read (never reads the database, so it may run on an event loop)."""
+        if self._cache_ttl_s <= 0 or not token.startswith(TOKEN_PREFIX) or len(token) > 256:
+            return None
+        return self._cached(hash_token(token))
+
+    def _cached(self, digest: str) -> TokenInfo | None:
+        if self._cache_ttl_s <= 0:
+            return None
+        with self._cache_lock:
+            entry = self._cache.get(digest)
+            if entry is None:
+                return None
+            if entry[1] <= self._clock():
+                del self._cache[digest]
+                return None
+            self._cache.move_to_end(digest)
+            return entry[0]
+
+    def _remember(self, digest: str, info: TokenInfo) -> None:
+        if self._cache_ttl_s <= 0:
+            return
+        with self._cache_lock:
+            self._cache[digest] = (info, self._clock() + self._cache_ttl_s)
+            self._cache.move_to_end(digest)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _forget(self, token_id: str) -> None:
+        with self._cache_lock:
+            for digest in [d for d, (i, _) in self._cache.items() if i.token_id == token_id]:
+                del self._cache[digest]
 
     def list(self) -> list[TokenInfo]:
         """Every token, oldest first."""
@@ -142,6 +204,7 @@ class TokenStore:
                     update(table).where(table.c.token_id == token_id).values(revoked=_now())
                 )
             row = conn.execute(select(table).where(table.c.token_id == token_id)).mappings().one()
+        self._forget(token_id)
         return _info(row)
 
     def count_active(self) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -13,6 +11,7 @@ from typing import Any
 from engine.inputs.provenance import ProvenanceVerifier, build_provenance_section
 from engine.inputs.scans import build_vulnerabilities_section
 from engine.inputs.slo import SloProvider
+from engine.jsonfast import fingerprint
 from engine.models.inputs import ReleaseFacts
 from engine.models.provenance import ProvenanceSection
 from engine.models.request import ScanEvidence
@@ -52,14 +51,7 @@ class ScanReports:
 
     @staticmethod
     def _key(scans: Sequence[ScanEvidence], artifact_digest: str) -> str | None:
-        try:
-            text = json.dumps(
-                [artifact_digest, [[s.format.value, s.report] for s in scans]],
-                separators=(",", ":"),
-            )
-        except (TypeError, ValueError, RecursionError):
-            return None
-        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return fingerprint([artifact_digest, [[s.format.value, s.report] for s in scans]])
 
     def collect(
         self, scans: Sequence[ScanEvidence], *, artifact_digest: str

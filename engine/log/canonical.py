@@ -6,6 +6,7 @@ form); the raw 32 bytes are what the Merkle tree and the signatures consume.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any
@@ -62,6 +63,12 @@ def canonical_bytes(value: Any) -> bytes:
     """
     with map_errors(InputError, "value cannot be canonicalized (RFC 8785)"):
         return rfc8785.dumps(_as_jcs_numbers(value))
+
+
+@functools.lru_cache(maxsize=256)
+def canonical_key(key: str) -> bytes:
+    """RFC 8785 encoding of an object member name (a record has the same few, so cached)."""
+    return canonical_bytes(key)
 
 
 def sha256_ref(data: bytes) -> str:

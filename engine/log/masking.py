@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import copy
 import enum
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.jsonfast import deep_copy
 
 REDACTED = "**REDACTED**"
 
@@ -105,20 +105,9 @@ def _apply(node: Any, segments: list[str], prefix: str, rule: MaskRule, hits: li
             hits.append(path)
 
 
-def json_copy(document: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy; a JSON round trip (C) for plain JSON data, ``copy.deepcopy`` otherwise."""
-    try:
-        doc = json.loads(json.dumps(document, ensure_ascii=False, check_circular=False))
-    except (TypeError, ValueError, RecursionError):
-        return copy.deepcopy(document)
-    if doc != document:  # e.g. tuples, or keys that JSON turned into strings
-        return copy.deepcopy(document)
-    return doc  # type: ignore[no-any-return]
-
-
 def apply_masks(document: dict[str, Any], rules: list[MaskRule]) -> MaskResult:
     """Apply ``rules`` in order to a deep copy of ``document``."""
-    doc = json_copy(document)
+    doc = deep_copy(document)
     erased: list[str] = []
     masked: list[str] = []
     for rule in rules:

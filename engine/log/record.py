@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from engine.errors import InputError
-from engine.log.canonical import canonical_bytes, digest_ref
-from engine.log.masking import json_copy
+from engine.jsonfast import deep_copy
+from engine.log.canonical import canonical_bytes, canonical_key, digest_ref
 from engine.log.signing import ALG, Signer
 from engine.models.common import StrictModel
 from engine.models.decision import Decision, LogInfo, SignatureInfo
@@ -97,7 +100,7 @@ def draft_body(
     """
     body = decision.model_dump(mode="json", exclude={"log", "signature"})
     body.update(
-        input=json_copy(input_document) if copy_input else input_document,
+        input=deep_copy(input_document) if copy_input else input_document,
         request=request.model_dump(mode="json"),
         erased=list(erased),
         masked=list(masked),
@@ -118,7 +121,7 @@ def canonical_members(
     """
     known = known or {}
     return {
-        k: canonical_bytes(k) + b":" + (known[k] if k in known else canonical_bytes(v))
+        k: canonical_key(k) + b":" + (known[k] if k in known else canonical_bytes(v))
         for k, v in body.items()
     }
 
@@ -147,9 +150,7 @@ def seal(
     log: dict[str, Any] = {"index": index, "prev_hash": prev_hash}
     if members is None:
         members = canonical_members(draft)
-    canonical = join_members(
-        members | {"log": canonical_bytes("log") + b":" + canonical_bytes(log)}
-    )
+    canonical = join_members(members | {"log": canonical_key("log") + b":" + canonical_bytes(log)})
     raw = hashlib.sha256(canonical).digest()
     record = dict(draft)
     record["log"] = dict(log, record_hash=digest_ref(raw))
@@ -159,6 +160,20 @@ def seal(
         "value": base64.b64encode(signer.sign(raw)).decode("ascii"),
     }
     return record, raw
+
+
+def record_text(record: dict[str, Any]) -> str:
+    """The stored JSON text of a sealed record (compact, UTF-8, read back equal by ``json``).
+
+    A sealed record was RFC 8785-encoded, so it holds no NaN or Infinity (which orjson
+    would write as ``null``); orjson writes it, the standard library where orjson refuses
+    a value (integers beyond 64 bits, lone surrogates). Not canonical: verification
+    re-encodes the parsed record with ``rfc8785``.
+    """
+    try:
+        return orjson.dumps(record).decode("utf-8")
+    except (orjson.JSONEncodeError, RecursionError):
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def log_and_signature(record: dict[str, Any]) -> tuple[LogInfo, SignatureInfo]:

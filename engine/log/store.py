@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, and_, create_engine, event, insert, or_, select, text
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from engine.dbpool import POSTGRES_POOL, SQLITE_POOL
 from engine.errors import StoreError, map_errors
 from engine.log import tables as t
 from engine.log.canonical import ZERO_HASH
@@ -87,7 +88,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _entry: ConnectionPoolEntry) -> None:
 
 
 def _sqlite_engine(url: str, *, begin: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 10}, **SQLITE_POOL
+    )
     event.listen(engine, "connect", _sqlite_pragmas)
 
     @event.listens_for(engine, "begin")
@@ -107,7 +110,7 @@ class SqlRecordStore:
                 self._write = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
                 self._read = _sqlite_engine(url, begin="BEGIN")
             else:
-                self._write = create_engine(url, pool_pre_ping=True)
+                self._write = create_engine(url, pool_pre_ping=True, **POSTGRES_POOL)
                 self._read = self._write
             with self._write.begin() as conn:
                 self._lock(conn)

@@ -9,7 +9,6 @@ is retried draft by draft so one bad draft cannot sink its neighbours.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 from engine.errors import EngineError, StoreError
 from engine.log.canonical import digest_ref
 from engine.log.merkle import Frontier, NodeKey, leaf_hash
+from engine.log.record import record_text
 
 _logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def _seal_into(batch: Batch, item: _Pending) -> None:
             "adapter": d.adapter,
             "dry_run": d.dry_run,
             "record_hash": digest_ref(raw),
-            "body": json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+            "body": record_text(record),
         }
     )
     batch.reasons.extend({"code": code, "idx": index} for code in sorted(set(d.reasons)))

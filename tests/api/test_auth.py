@@ -43,6 +43,39 @@ def test_authenticate_rejects_unknown_malformed_and_revoked(tmp_path: Path) -> N
     store.close()
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_authenticated_tokens_are_cached_for_the_ttl_only(tmp_path: Path) -> None:
+    """A revocation by another process (another store) shows once the TTL has passed; one
+    through the same store at once. Unknown tokens are never cached."""
+    clock = _Clock()
+    service = TokenStore(database_url(tmp_path), cache_ttl_s=5, clock=clock)
+    other = TokenStore(database_url(tmp_path))  # e.g. `releasegate token revoke`
+    token, info = other.create("ci-bot", ["ci"])
+    assert service.authenticate(token) == info
+    other.revoke(info.token_id)
+    clock.now += 4.9
+    assert service.authenticate(token) == info  # still inside the TTL
+    clock.now += 0.2
+    assert service.authenticate(token) is None  # read again: revoked
+
+    second, second_info = other.create("ci-bot-2", ["ci"])
+    assert service.authenticate(second) == second_info
+    service.revoke(second_info.token_id)
+    assert service.authenticate(second) is None  # the same store forgets at once
+
+    late = TOKEN_PREFIX + "b" * 43
+    assert service.authenticate(late) is None
+    service.close()
+    other.close()
+
+
 def test_token_cli_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = str(tmp_path / "state")
     assert (

@@ -1,7 +1,9 @@
 """The hot-path shortcuts of issue 9 give exactly what the slow paths gave.
 
 * ``ScanReports``: the memoized section equals a fresh parse; bad reports still raise.
-* ``json_copy``: a deep copy equal to ``copy.deepcopy``, never sharing containers.
+* ``deep_copy``: a deep copy equal to ``copy.deepcopy``, never sharing containers.
+* ``fingerprint``: equal JSON values share a fingerprint, different ones never do, including
+  the values orjson cannot tell apart (NaN and null, big integers and floats).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pytest
 from engine.errors import InputError
 from engine.inputs.providers import ScanReports
 from engine.inputs.scans import build_vulnerabilities_section
+from engine.jsonfast import deep_copy, fingerprint
 from engine.log.canonical import canonical_bytes
-from engine.log.masking import json_copy
+from engine.log.record import record_text
 from engine.models.request import DecisionRequestV1, ScanEvidence
 from tests.conftest import REPO
 
@@ -55,13 +58,50 @@ def test_malformed_reports_raise_every_time() -> None:
             provider.collect(bad, artifact_digest="sha256:" + "a" * 64)
 
 
-def test_json_copy_is_a_deep_copy() -> None:
+def test_deep_copy_is_a_deep_copy() -> None:
     doc = json.loads((REPO / "examples" / "requests" / "allow.json").read_text())
-    copied = json_copy(doc)
+    copied = deep_copy(doc)
     assert copied == doc
     copied["evidence"]["scans"][0]["report"]["mutated"] = True
     assert "mutated" not in doc["evidence"]["scans"][0]["report"]
     odd: dict[str, Any] = {"t": (1, 2), 3: "int key", "nan": float("nan")}
-    again = json_copy(odd)
+    again = deep_copy(odd)
     assert again.keys() == odd.keys() and again["t"] == (1, 2)
     assert again is not odd and copy.deepcopy(odd).keys() == again.keys()
+
+
+def test_deep_copy_keeps_big_integers_exact() -> None:
+    doc = {"n": 2**70, "m": [10**25, -(2**64)]}
+    assert deep_copy(doc) == doc and isinstance(deep_copy(doc)["n"], int)
+
+
+def test_fingerprints_tell_apart_what_orjson_would_not() -> None:
+    doc = json.loads((REPO / "examples" / "requests" / "allow.json").read_text())
+    assert fingerprint(doc) == fingerprint(copy.deepcopy(doc))
+    assert fingerprint({"a": 1, "b": 2}, sort_keys=True) == fingerprint(
+        {"b": 2, "a": 1}, sort_keys=True
+    )
+    distinct = [
+        {"x": None},
+        {"x": float("nan")},
+        {"x": float("inf")},
+        {"x": float("-inf")},
+        {"x": 2**70},
+        {"x": float(2**70)},
+        {"x": 1},
+        {"x": 1.0},
+        {"x": "\ud800"},
+        {"x": "\ud801"},
+    ]
+    prints = [fingerprint(v) for v in distinct]
+    assert None not in prints
+    assert len(set(prints)) == len(distinct)
+    assert fingerprint({"x": object()}) is None
+
+
+def test_record_text_reads_back_equal_including_what_orjson_refuses() -> None:
+    doc = json.loads((REPO / "examples" / "requests" / "allow.json").read_text())
+    for value in (doc, {"big": 2**70, "s": "\ud800", "u": "é", "n": None, "f": 0.1}):
+        text = record_text(value)
+        assert json.loads(text) == value
+        assert "\n" not in text and ", " not in text[:200]

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             max_ttl_s=settings.approval_max_ttl_s,
         )
         closers.append(approvals)
-        tokens = TokenStore(url)
+        tokens = TokenStore(url, cache_ttl_s=settings.token_cache_ttl_s)
         closers.append(tokens)
         runtime = open_runtime(settings)
         closers.append(runtime)

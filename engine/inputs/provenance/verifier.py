@@ -38,7 +38,6 @@ all of the above and a well-formed statement.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -73,6 +72,7 @@ from engine.inputs.provenance.dsse_keys import (
 from engine.inputs.provenance.identity import RecordIdentityOnly, signer_facts
 from engine.inputs.provenance.intoto import parse_statement
 from engine.inputs.provenance.slsa import slsa_facts, vsa_facts
+from engine.jsonfast import fingerprint
 from engine.models.provenance import AttestationFact, VerificationOutcome
 
 BUNDLE_MEDIA_TYPES = frozenset(str(t) for t in Bundle.BundleType)
@@ -330,8 +330,4 @@ def _config_errors(what: str) -> Iterator[None]:
 
 def _memo_digest(value: Mapping[str, Any]) -> str | None:
     """A cache key for a JSON document (not a canonical form: only equality matters)."""
-    try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return None
-    return sha256_prefixed(text.encode("utf-8", "surrogatepass"))
+    return fingerprint(value, sort_keys=True)

@@ -1,0 +1,56 @@
+"""Fast JSON for what is never signed: cache keys and deep copies of parsed JSON data.
+
+``orjson`` encodes 10-20x faster than the standard library. It is not used for anything a
+digest or signature covers: canonical bytes come only from ``rfc8785``
+(:mod:`engine.log.canonical`). Where ``orjson`` is lossy or refuses a value (NaN and
+Infinity become ``null``; integers beyond 64 bits, lone surrogates and non-string keys
+raise), these functions fall back to the standard library, so the result is always right
+and only sometimes slower.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import orjson
+
+
+def fingerprint(value: Any, *, sort_keys: bool = False) -> str | None:
+    """Hex SHA-256 naming a JSON value for a cache: equal values, equal fingerprints.
+
+    Meant for values parsed from JSON (string keys). Not canonical JSON: with
+    ``sort_keys=False`` the same object with its keys in another order gets another
+    fingerprint (a cache miss, never a wrong hit). None when the value is not JSON at all.
+    """
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except (orjson.JSONEncodeError, RecursionError):
+        data = None
+    # NOTE: orjson writes NaN and Infinity as null; a value with a null in it is encoded by
+    # the standard library instead (NaN, Infinity), under another prefix, so that NaN and
+    # null never share a fingerprint.
+    if data is not None and b"null" not in data:
+        return "o" + hashlib.sha256(data).hexdigest()
+    try:
+        text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return "j" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def deep_copy(document: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy: a JSON round trip when that gives back an equal value, else ``deepcopy``.
+
+    The equality check catches what JSON cannot carry (tuples, non-string keys, NaN, which
+    is unequal to itself, big integers orjson would turn into floats).
+    """
+    try:
+        doc = orjson.loads(orjson.dumps(document))
+    except (orjson.JSONEncodeError, orjson.JSONDecodeError, RecursionError):
+        return copy.deepcopy(document)
+    if doc != document:
+        return copy.deepcopy(document)
+    return doc  # type: ignore[no-any-return]
