@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import Column, MetaData, String, Table, Text, bindparam, insert, select, update
 
 from engine.auth.principal import ROLES
 from engine.auth.sql import make_engine
@@ -45,6 +45,9 @@ tokens_table = Table(
     Column("created", String(32), nullable=False),
     Column("revoked", String(32), nullable=True),
 )
+
+
+_BY_HASH = select(tokens_table).where(tokens_table.c.token_hash == bindparam("token_hash"))
 
 
 def hash_token(token: str) -> str:
@@ -139,9 +142,8 @@ class TokenStore:
         cached = self._cached(digest)
         if cached is not None:
             return cached
-        stmt = select(tokens_table).where(tokens_table.c.token_hash == digest)
         with map_errors(StoreError, "cannot read the token store"), self._engine.connect() as conn:
-            row = conn.execute(stmt).mappings().first()
+            row = conn.execute(_BY_HASH, {"token_hash": digest}).mappings().first()
         # NOTE: the lookup is by hash; the compare is constant-time anyway, so that nothing
         # about a near-miss leaks through timing even if the index lookup changes.
         if row is None or not hmac.compare_digest(str(row["token_hash"]), digest):

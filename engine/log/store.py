@@ -19,7 +19,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, insert, or_, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine.dbpool import POSTGRES_POOL, SQLITE_POOL
@@ -75,6 +86,18 @@ class RecordStore(Protocol):
 
     def close(self) -> None:
         """Stop the writer and release connections."""
+
+
+# The writer's statements, built once (SQLAlchemy memoizes a statement object's cache key).
+_READ_HEAD = select(t.head.c.size, t.head.c.last_hash).where(t.head.c.id == 1)
+_INSERT_RECORDS = insert(t.records)
+_INSERT_REASONS = insert(t.reasons)
+_INSERT_NODES = insert(t.nodes)
+_MOVE_HEAD = (
+    t.head.update()
+    .where(t.head.c.id == 1)
+    .values(size=bindparam("new_size"), last_hash=bindparam("new_last"))
+)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _entry: ConnectionPoolEntry) -> None:
@@ -135,20 +158,14 @@ class SqlRecordStore:
         """One transaction: lock, read the head, let the writer seal and collect rows."""
         with self._write.begin() as conn:
             self._lock(conn)
-            size, last = conn.execute(
-                select(t.head.c.size, t.head.c.last_hash).where(t.head.c.id == 1)
-            ).one()
+            size, last = conn.execute(_READ_HEAD).one()
             batch = run(int(size), str(last), lambda keys: _read_nodes(conn, keys))
             if batch.records:
-                conn.execute(insert(t.records), batch.records)
+                conn.execute(_INSERT_RECORDS, batch.records)
                 if batch.reasons:
-                    conn.execute(insert(t.reasons), batch.reasons)
-                conn.execute(insert(t.nodes), batch.nodes)
-                conn.execute(
-                    t.head.update()
-                    .where(t.head.c.id == 1)
-                    .values(size=batch.size, last_hash=batch.last_hash)
-                )
+                    conn.execute(_INSERT_REASONS, batch.reasons)
+                conn.execute(_INSERT_NODES, batch.nodes)
+                conn.execute(_MOVE_HEAD, {"new_size": batch.size, "new_last": batch.last_hash})
         return batch
 
     # -- reads ----------------------------------------------------------------------
@@ -156,9 +173,7 @@ class SqlRecordStore:
     def head(self) -> tuple[int, str]:
         """``(size, last record hash)``."""
         with map_errors(StoreError, "cannot read the log head"), self._read.connect() as conn:
-            size, last = conn.execute(
-                select(t.head.c.size, t.head.c.last_hash).where(t.head.c.id == 1)
-            ).one()
+            size, last = conn.execute(_READ_HEAD).one()
         return int(size), str(last)
 
     def read_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
