@@ -124,7 +124,8 @@ class DecisionLog:
         """Mask, seal, sign and durably append; returns ``decision`` with log and signature.
 
         ``input_canonical``, the caller's RFC 8785 encoding of ``input_document``, is reused
-        for the record's ``input`` member when no mask changed the document.
+        for the record's ``input`` member when no mask changed the document. The document is
+        not copied: it must not change until this returns (the record is written by then).
 
         Raises :class:`StoreError` when the record cannot be committed: the caller must
         then return no verdict (HTTP 503).
@@ -143,7 +144,12 @@ class DecisionLog:
             )
         else:
             body = draft_body(
-                decision, input_document=input_document, request=request, erased=[], masked=[]
+                decision,
+                input_document=input_document,
+                request=request,
+                erased=[],
+                masked=[],
+                copy_input=False,
             )
         known = {} if self.masks or input_canonical is None else {"input": input_canonical}
         draft = RecordDraft(
