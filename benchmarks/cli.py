@@ -21,7 +21,15 @@ TARGETS = {
     "admission": "target: p99 <= 5 ms at 100 requests/s",
     "cold": "target: >= 120 decisions/s",
     "log": "",
+    "stages": "",
 }
+
+ISSUE_PARTS = {
+    "parse": "0.09",
+    "validate": "0.13",
+    "append": "0.15 + 0.17",
+}
+"""The part costs issue 9 quotes, next to the stage they correspond to (ms)."""
 
 
 def _row_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -54,6 +62,23 @@ def _log_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _stage_table(result: dict[str, Any]) -> list[str]:
+    runs = result["runs"]
+    head = f"{'stage (median CPU per call, one thread, no load)':<78}"
+    head += "".join(f" {'run ' + str(i + 1):>8}" for i in range(len(runs))) + f" {'issue 9':>12}"
+    lines = [head, "-" * len(head)]
+    for stage in result["stages"]:
+        key = stage["key"]
+        cells = "".join(f" {r['ms'].get(key, '-'):>8}" for r in runs)
+        lines.append(f"{stage['label']:<78}{cells} {ISSUE_PARTS.get(key, ''):>12}")
+    calls = runs[0]["iterations"] if runs else 0
+    lines.append(
+        f"ms per call, {calls} calls each; 'append' excludes 'record'; "
+        "the HTTP layer: GET /healthz in scenario 1"
+    )
+    return lines
+
+
 def render(name: str, result: dict[str, Any]) -> str:
     """One scenario's table."""
     title = {
@@ -61,6 +86,7 @@ def render(name: str, result: dict[str, Any]) -> str:
         "admission": "Scenario 2: admission fast path (a prior signed allow exists)",
         "cold": "Scenario 3: cold evidence",
         "log": "Scenario 4: decision log appends alone",
+        "stages": "Stages: where the CPU of one decision goes (in process)",
     }[name]
     lines = [f"== {title}"]
     if "request_bytes" in result:
@@ -71,6 +97,8 @@ def render(name: str, result: dict[str, Any]) -> str:
         lines.append(f"method: {result['method']}")
     if name == "admission":
         lines.append(f"paced at {result['rate']} requests/s; latency from the scheduled send")
+    if name == "stages":
+        return "\n".join(lines + _stage_table(result))
     lines += _log_table(result["runs"]) if name == "log" else _row_table(result["runs"])
     if "ratio_releasegate_to_bare_opa" in result:
         ratio = result["ratio_releasegate_to_bare_opa"]

@@ -67,6 +67,7 @@ def run_load(
     loadgen_procs: int = 1,
     warmup: int = 2,
     expect_status: int = 200,
+    method: str = "POST",
 ) -> dict[str, Any]:
     """Start the generator(s), wait until warm, count CPU of ``target_pid``'s tree, run."""
     procs = max(1, min(loadgen_procs, concurrency))
@@ -85,6 +86,7 @@ def run_load(
             "rate": None if rate is None else rate * share_c / concurrency,
             "warmup": warmup,
             "expect_status": expect_status,
+            "method": method,
         }
         gen = subprocess.Popen(  # noqa: S603 - fixed argv
             [sys.executable, "-m", "benchmarks.loadgen"],

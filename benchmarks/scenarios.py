@@ -16,6 +16,8 @@ from benchmarks.procs import REPO, Service, start_opa, start_service
 from engine.log.scratch_db import scratch_database
 
 REQUEST_FILE = REPO / "examples" / "requests" / "allow.json"
+FLOOR = "releasegate GET /healthz"
+"""The HTTP floor row of scenario 1: the service's stack with no work behind it."""
 ENVIRONMENT = "staging"  # allow.json's environment: an allow needs no approval there
 
 
@@ -90,13 +92,18 @@ def core(opts: Options) -> dict[str, Any]:
     body_file = _write(opts.workdir, "core-request.json", body)
     opa_body = opa_input_body(body, opts.workdir)
     opa_file = _write(opts.workdir, "core-opa-input.json", opa_body)
-    targets: list[tuple[str, Any, str, Path, dict[str, str]]] = []
+    empty_file = _write(opts.workdir, "empty", b"")
+    targets: list[tuple[str, Any, str, Path, dict[str, str], str]] = []
     stack: list[Any] = []
     try:
         svc = start_service(opts.workdir / "core-sqlite", roles=("ci",))
         stack.append(svc)
         _decide_once(svc, body)
-        targets.append(("releasegate (SQLite)", svc, "/v1/decisions", body_file, _auth(svc, "ci")))
+        targets.append(
+            ("releasegate (SQLite)", svc, "/v1/decisions", body_file, _auth(svc, "ci"), "POST")
+        )
+        # The HTTP floor: the same process, uvicorn + middleware + FastAPI, no work at all.
+        targets.append((FLOOR, svc, "/healthz", empty_file, {}, "GET"))
         if opts.postgres_url:
             db = scratch_database(opts.postgres_url, prefix="rg_bench_svc_")
             pg_url = db.__enter__()
@@ -107,19 +114,33 @@ def core(opts: Options) -> dict[str, Any]:
             stack.append(pg)
             _decide_once(pg, body)
             targets.append(
-                ("releasegate (PostgreSQL)", pg, "/v1/decisions", body_file, _auth(pg, "ci"))
+                (
+                    "releasegate (PostgreSQL)",
+                    pg,
+                    "/v1/decisions",
+                    body_file,
+                    _auth(pg, "ci"),
+                    "POST",
+                )
             )
         bare = start_opa(opts.workdir, console_log=False)
         stack.append(bare)
-        targets.append(("bare OPA", bare, "/v1/data/releasegate/decision", opa_file, {}))
+        targets.append(("bare OPA", bare, "/v1/data/releasegate/decision", opa_file, {}, "POST"))
         logged = start_opa(opts.workdir, console_log=True)
         stack.append(logged)
         targets.append(
-            ("OPA + console decision log", logged, "/v1/data/releasegate/decision", opa_file, {})
+            (
+                "OPA + console decision log",
+                logged,
+                "/v1/data/releasegate/decision",
+                opa_file,
+                {},
+                "POST",
+            )
         )
         runs = []
         for i in range(opts.repeat):
-            for name, proc, path, file, headers in targets:
+            for name, proc, path, file, headers, method in targets:
                 row = run_load(
                     name,
                     target_pid=proc.process.pid,
@@ -131,6 +152,7 @@ def core(opts: Options) -> dict[str, Any]:
                     requests=opts.requests,
                     duration=opts.duration,
                     loadgen_procs=opts.loadgen_procs,
+                    method=method,
                 )
                 row["run"] = i + 1
                 runs.append(row)
@@ -289,4 +311,24 @@ def log_appends(opts: Options) -> dict[str, Any]:
     return {"appends_per_config": opts.log_appends, "runs": runs}
 
 
-SCENARIOS = {"core": core, "admission": admission, "cold": cold, "log": log_appends}
+def stages(opts: Options) -> dict[str, Any]:
+    """Where one decision's CPU goes: ``python -m benchmarks.stages``, once per repeat."""
+    from benchmarks.stages import STAGES
+
+    runs = []
+    for i in range(opts.repeat):
+        out = opts.workdir / f"stages-{i}.json"
+        argv = [sys.executable, "-m", "benchmarks.stages", "--json", str(out)]
+        argv += ["--iterations", str(min(300, opts.requests or 300))]
+        subprocess.run(argv, check=True, cwd=REPO, capture_output=True)  # noqa: S603
+        runs.append(json.loads(out.read_text()))
+    return {"stages": [{"key": k, "label": label} for k, label in STAGES], "runs": runs}
+
+
+SCENARIOS = {
+    "core": core,
+    "admission": admission,
+    "cold": cold,
+    "log": log_appends,
+    "stages": stages,
+}

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.scenarios import FLOOR
+from benchmarks.stages import STAGES
 from tests.conftest import REPO
 
 ROW_KEYS = {
@@ -55,14 +57,14 @@ def test_machine_info_and_arguments(results: dict[str, Any]) -> None:
     assert len(results["machine"]["loadavg_start"]) == 3
     assert results["args"]["concurrency"] == 2
     assert results["postgres"] is True
-    assert set(results["scenarios"]) == {"core", "admission", "cold", "log"}
+    assert set(results["scenarios"]) == {"core", "admission", "cold", "log", "stages"}
     assert "load average" in results["stdout"].splitlines()[0]
 
 
 def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> None:
     core = results["scenarios"]["core"]
     names = {"releasegate (SQLite)", "releasegate (PostgreSQL)", "bare OPA",
-             "OPA + console decision log"}  # fmt: skip
+             "OPA + console decision log", FLOOR}  # fmt: skip
     _check_rows(core["runs"], names, 8)
     assert core["request_bytes"] > 20_000
     assert 0 < core["opa_input_bytes"] < core["request_bytes"]
@@ -93,3 +95,13 @@ def test_log_appends_cover_both_backends_and_writer_counts(results: dict[str, An
     for row in rows:
         assert row["appends"] > 0 and row["appends_per_s"] > 0
         assert row["p50_ms"] <= row["p99_ms"]
+
+
+def test_stages_time_every_part_of_one_decision(results: dict[str, Any]) -> None:
+    stages = results["scenarios"]["stages"]
+    (run,) = stages["runs"]
+    assert run["iterations"] == 8
+    assert set(run["ms"]) == {key for key, _ in STAGES}
+    assert all(isinstance(v, float | int) and v >= 0 for v in run["ms"].values())
+    assert run["ms"]["pipeline"] > 0  # a CPU figure was taken (its size is not asserted)
+    assert "where the CPU of one decision goes" in results["stdout"]

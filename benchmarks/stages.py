@@ -1,0 +1,165 @@
+"""Where the CPU of one decision goes: each stage of the pipeline, alone, in process.
+
+Run as ``python -m benchmarks.stages --json FILE`` (the ``stages`` scenario does). It opens
+the service's real state (managed OPA on the committed signed bundle, SQLite log, token and
+approval stores) in a scratch directory, warms it up with the benchmark request, then times
+each stage ``--iterations`` times on one thread with no other load, and prints the median
+CPU per call:
+
+* ``thread_time`` for stages that run on the calling thread;
+* ``process_time`` for the durable append (the log's writer thread seals and commits while
+  the caller waits, so the process's CPU is the stage's CPU) and for the whole pipeline;
+* the managed OPA's own CPU (``/proc``) for the evaluation, next to the client side.
+
+The sum of the stages is what one decision costs before the HTTP layer, whose share shows in
+the ``core`` scenario's ``GET /healthz`` row. Nothing here is asserted: these are figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STAGES = [
+    ("parse", "parse the request body (json.loads)"),
+    ("validate", "validate the request (pydantic)"),
+    ("facts", "facts: provenance (cache hit), scans (memo), approvals query, SLO"),
+    ("input_document", "input document: model_dump + RFC 8785 + SHA-256"),
+    ("opa_client", "OPA evaluation, releasegate side (HTTP on the unix socket)"),
+    ("opa_process", "OPA evaluation, OPA process"),
+    ("record", "record: draft + RFC 8785 of its members"),
+    ("append", "durable append: seal (RFC 8785, SHA-256, Ed25519) + SQLite commit (fsync)"),
+    ("pipeline", "whole pipeline.decide (facts .. append), for comparison"),
+]
+
+
+def _opa_cpu_s(pid: int) -> float:
+    from benchmarks.procs import cpu_seconds
+
+    return cpu_seconds([pid])
+
+
+def _median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000.0, 3)
+
+
+def _timed(fn: Callable[[], Any], iterations: int, clock: Callable[[], float]) -> float:
+    samples = []
+    for _ in range(iterations):
+        t0 = clock()
+        fn()
+        samples.append(clock() - t0)
+    return _median_ms(samples)
+
+
+def measure(body: bytes, iterations: int) -> dict[str, float]:
+    """Median CPU milliseconds per stage."""
+    from engine.api.app import close_state, open_state
+    from engine.api.metrics import ServiceMetrics
+    from engine.config import Settings
+    from engine.decision import digest_of_canonical, new_decision_id
+    from engine.log.canonical import canonical_bytes
+    from engine.log.record import RequestMeta, canonical_members, draft_body
+    from engine.models.common import quantize_ns
+    from engine.models.request import DecisionRequestV1
+
+    with tempfile.TemporaryDirectory(prefix="releasegate-stages-") as tmp:
+        state = open_state(Settings(state_dir=Path(tmp), bundle_poll_s=0), ServiceMetrics())
+        try:
+            pipeline, log = state.pipeline, state.decision_log
+            opa_pid = getattr(state.engine, "pid", None)
+            parsed = json.loads(body)
+            request = DecisionRequestV1.model_validate(parsed)
+            for _ in range(20):  # warm: verification cache, scan memo, OPA, SQLite pages
+                pipeline.decide(request, caller="bench-ci", adapter="api")
+            now_ns = quantize_ns(time.time_ns())
+            document = pipeline.build_input(request, now_ns=now_ns, caller="bench-ci")
+            doc = document.model_dump(mode="json")
+            canonical = canonical_bytes(doc)
+            decision = pipeline.decide(request, caller="bench-ci", adapter="api")
+            meta = RequestMeta(caller="bench-ci", adapter="api", dry_run=False)
+            thread, process = time.thread_time, time.process_time
+            out = {
+                "parse": _timed(lambda: json.loads(body), iterations, thread),
+                "validate": _timed(
+                    lambda: DecisionRequestV1.model_validate(parsed), iterations, thread
+                ),
+                "facts": _timed(
+                    lambda: pipeline.build_input(request, now_ns=now_ns, caller="bench-ci"),
+                    iterations,
+                    thread,
+                ),
+                "input_document": _timed(
+                    lambda: digest_of_canonical(canonical_bytes(document.model_dump(mode="json"))),
+                    iterations,
+                    thread,
+                ),
+            }
+            opa_before = _opa_cpu_s(opa_pid) if opa_pid else None
+            out["opa_client"] = _timed(lambda: pipeline.engine.evaluate(doc), iterations, thread)
+            if opa_before is not None and opa_pid:
+                out["opa_process"] = round(
+                    (_opa_cpu_s(opa_pid) - opa_before) / iterations * 1000.0, 3
+                )
+            out["record"] = _timed(
+                lambda: canonical_members(
+                    draft_body(
+                        decision,
+                        input_document=doc,
+                        request=meta,
+                        erased=[],
+                        masked=[],
+                        copy_input=False,
+                    ),
+                    known={"input": canonical},
+                ),
+                iterations,
+                thread,
+            )
+            out["append"] = round(
+                _timed(
+                    lambda: log.append(
+                        decision.model_copy(update={"decision_id": new_decision_id()}),
+                        input_document=doc,
+                        caller="bench-ci",
+                        adapter="api",
+                        input_canonical=canonical,
+                    ),
+                    iterations,
+                    process,
+                )
+                - out["record"],
+                3,
+            )
+            out["pipeline"] = _timed(
+                lambda: pipeline.decide(request, caller="bench-ci", adapter="api"),
+                iterations,
+                process,
+            )
+        finally:
+            close_state(state.closers)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print the table, write the JSON."""
+    from benchmarks.scenarios import request_body
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stages", description=__doc__)
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args(argv)
+    body = request_body()
+    figures = measure(body, args.iterations)
+    args.json.write_text(json.dumps({"iterations": args.iterations, "ms": figures}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
