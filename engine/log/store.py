@@ -88,7 +88,9 @@ class RecordStore(Protocol):
         """Stop the writer and release connections."""
 
 
-# The writer's statements, built once (SQLAlchemy memoizes a statement object's cache key).
+# The writer's statements. They are compiled once per database dialect and run on the
+# driver's cursor (:class:`_DriverStatement`): with SQLAlchemy's execution layer around each
+# of them, a one-record commit cost about twice its CPU.
 _READ_HEAD = select(t.head.c.size, t.head.c.last_hash).where(t.head.c.id == 1)
 _INSERT_RECORDS = insert(t.records)
 _INSERT_REASONS = insert(t.reasons)
@@ -98,6 +100,63 @@ _MOVE_HEAD = (
     .where(t.head.c.id == 1)
     .values(size=bindparam("new_size"), last_hash=bindparam("new_last"))
 )
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A Core statement compiled for one dialect: its SQL text and how to order parameters.
+
+    The SQL comes from SQLAlchemy's compiler (table definitions in ``tables.py``), never
+    written by hand; only the execution skips SQLAlchemy. The columns the writer binds are
+    plain strings, integers, booleans and bytes, which sqlite3 and psycopg take as they are.
+    """
+
+    sql: str
+    order: tuple[str, ...] | None  # positional drivers (sqlite3: qmark): parameter names
+    fixed: Mapping[str, Any]  # the statement's own literals (``id = 1`` binds ``id_1``)
+
+    @classmethod
+    def compile(cls, stmt: Any, dialect: Any) -> _DriverStatement:
+        compiled = stmt.compile(dialect=dialect)
+        order = tuple(compiled.positiontup) if compiled.positional else None
+        fixed = {
+            name: bind.value
+            for name, bind in compiled.binds.items()
+            if bind.value is not None and not bind.required
+        }
+        return cls(str(compiled), order, fixed)
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        if self.fixed:
+            values = {**self.fixed, **values}
+        return values if self.order is None else tuple(values[k] for k in self.order)
+
+    def execute(self, cursor: Any, values: Mapping[str, Any] | None = None) -> Any:
+        return cursor.execute(self.sql, self.params(values or {}))
+
+    def executemany(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        cursor.executemany(self.sql, [self.params(r) for r in rows])
+
+
+@dataclass(frozen=True)
+class _WriterStatements:
+    read_head: _DriverStatement
+    insert_records: _DriverStatement
+    insert_reasons: _DriverStatement
+    insert_nodes: _DriverStatement
+    move_head: _DriverStatement
+    pg_lock: _DriverStatement
+
+    @classmethod
+    def for_dialect(cls, dialect: Any) -> _WriterStatements:
+        def c(stmt: Any) -> _DriverStatement:
+            return _DriverStatement.compile(stmt, dialect)
+
+        return cls(
+            c(_READ_HEAD), c(_INSERT_RECORDS), c(_INSERT_REASONS), c(_INSERT_NODES),
+            c(_MOVE_HEAD), c(_PG_LOCK),
+        )  # fmt: skip
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _entry: ConnectionPoolEntry) -> None:
@@ -140,6 +199,7 @@ class SqlRecordStore:
                 t.metadata.create_all(conn)
                 if conn.execute(select(t.head.c.id)).first() is None:
                     conn.execute(insert(t.head).values(id=1, size=0, last_hash=ZERO_HASH))
+            self._sql = _WriterStatements.for_dialect(self._write.dialect)
         self._writer = GroupCommitWriter(self._commit_batch, max_batch=max_batch)
 
     def _lock(self, conn: Connection) -> None:
@@ -155,18 +215,60 @@ class SqlRecordStore:
     def _commit_batch(
         self, run: Callable[[int, str, Callable[[Iterable[NodeKey]], dict[NodeKey, bytes]]], Any]
     ) -> Any:
-        """One transaction: lock, read the head, let the writer seal and collect rows."""
-        with self._write.begin() as conn:
-            self._lock(conn)
-            size, last = conn.execute(_READ_HEAD).one()
-            batch = run(int(size), str(last), lambda keys: _read_nodes(conn, keys))
-            if batch.records:
-                conn.execute(_INSERT_RECORDS, batch.records)
-                if batch.reasons:
-                    conn.execute(_INSERT_REASONS, batch.reasons)
-                conn.execute(_INSERT_NODES, batch.nodes)
-                conn.execute(_MOVE_HEAD, {"new_size": batch.size, "new_last": batch.last_hash})
+        """One transaction: lock, read the head, let the writer seal and collect rows.
+
+        Runs on the driver's connection (pooled by SQLAlchemy): ``BEGIN IMMEDIATE`` on
+        SQLite (the connection is in autocommit mode, see ``_sqlite_pragmas``), the advisory
+        lock on PostgreSQL (psycopg opens the transaction itself); commit, or roll back on
+        any error.
+        """
+        sql = self._sql
+        raw = self._write.raw_connection()
+        try:
+            cur = raw.cursor()
+            try:
+                if self.is_sqlite:
+                    cur.execute("BEGIN IMMEDIATE")
+                else:
+                    sql.pg_lock.execute(cur, {"k": PG_LOCK_KEY})
+                size, last = sql.read_head.execute(cur).fetchone()
+                batch = run(int(size), str(last), lambda keys: self._read_nodes_raw(cur, keys))
+                if batch.records:
+                    sql.insert_records.executemany(cur, batch.records)
+                    if batch.reasons:
+                        sql.insert_reasons.executemany(cur, batch.reasons)
+                    sql.insert_nodes.executemany(cur, batch.nodes)
+                    sql.move_head.execute(
+                        cur, {"new_size": batch.size, "new_last": batch.last_hash}
+                    )
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                cur.close()
+        finally:
+            raw.close()
         return batch
+
+    def _read_nodes_raw(self, cursor: Any, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+        """:func:`_read_nodes` inside the writer's transaction (only after a cache miss)."""
+        wanted = sorted(set(keys))
+        found: dict[NodeKey, bytes] = {}
+        for chunk in range(0, len(wanted), 200):
+            compiled = _nodes_query(wanted[chunk : chunk + 200]).compile(
+                dialect=self._write.dialect
+            )
+            params = compiled.construct_params()
+            args = (
+                tuple(params[k] for k in compiled.positiontup or ())
+                if compiled.positional
+                else params
+            )
+            for lv, ix, h in cursor.execute(str(compiled), args).fetchall():
+                found[(int(lv), int(ix))] = bytes(h)
+        _check_complete(wanted, found)
+        return found
 
     # -- reads ----------------------------------------------------------------------
 
@@ -236,19 +338,24 @@ class SqlRecordStore:
             self._read.dispose()
 
 
+def _nodes_query(part: list[NodeKey]) -> Any:
+    cond = or_(*(and_(t.nodes.c.level == lv, t.nodes.c.idx == ix) for lv, ix in part))
+    return select(t.nodes.c.level, t.nodes.c.idx, t.nodes.c.hash).where(cond)
+
+
+def _check_complete(wanted: list[NodeKey], found: dict[NodeKey, bytes]) -> None:
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise StoreError(f"tree nodes missing from the store: {missing[:5]}")
+
+
 def _read_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
     wanted = sorted(set(keys))
     found: dict[NodeKey, bytes] = {}
     for chunk in range(0, len(wanted), 200):
-        part = wanted[chunk : chunk + 200]
-        cond = or_(*(and_(t.nodes.c.level == lv, t.nodes.c.idx == ix) for lv, ix in part))
-        for lv, ix, h in conn.execute(
-            select(t.nodes.c.level, t.nodes.c.idx, t.nodes.c.hash).where(cond)
-        ):
+        for lv, ix, h in conn.execute(_nodes_query(wanted[chunk : chunk + 200])):
             found[(int(lv), int(ix))] = bytes(h)
-    missing = [k for k in wanted if k not in found]
-    if missing:
-        raise StoreError(f"tree nodes missing from the store: {missing[:5]}")
+    _check_complete(wanted, found)
     return found
 
 
