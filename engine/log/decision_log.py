@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,8 +43,6 @@ from engine.models.decision import Decision
 DEFAULT_ORIGIN = "releasegate.local/decision-log"
 LOG_DB_FILE = "log.db"
 MAX_PAGE = 1000
-VERIFIED_PRIORS = 1024
-"""Stored record texts whose verification `latest_allow_for` remembers."""
 
 
 def _b64(raw: bytes) -> str:
@@ -103,8 +98,6 @@ class DecisionLog:
         self.origin = origin
         self.masks = list(masks)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._verified_priors: OrderedDict[bytes, Decision] = OrderedDict()
-        self._verified_lock = threading.Lock()
         if signer.key_id not in keyring:
             keyring.add(signer.public_key)
 
@@ -258,29 +251,9 @@ class DecisionLog:
         rows = self.store.query(flt, limit=1, before=None)
         if not rows:
             return None
-        return self._verified_decision(rows[0][1])
-
-    def _verified_decision(self, body: str) -> Decision:
-        """The decision of a stored record, after its hash and signature verify.
-
-        Admission asks for the same prior record over and over; the outcome for the exact
-        stored text is kept (by its SHA-256; at most ``VERIFIED_PRIORS`` texts), so an
-        altered record is a new text and is verified again, and fails.
-        """
-        key = hashlib.sha256(body.encode("utf-8", "surrogatepass")).digest()
-        with self._verified_lock:
-            hit = self._verified_priors.get(key)
-            if hit is not None:
-                self._verified_priors.move_to_end(key)
-                return hit
-        raw = json.loads(body)
+        raw = json.loads(rows[0][1])
         self._verify_record(raw)
-        decision = DecisionRecordV1.model_validate(raw).decision()
-        with self._verified_lock:
-            self._verified_priors[key] = decision
-            while len(self._verified_priors) > VERIFIED_PRIORS:
-                self._verified_priors.popitem(last=False)
-        return decision
+        return DecisionRecordV1.model_validate(raw).decision()
 
     def _verify_record(self, raw: dict[str, Any]) -> None:
         claimed = digest_bytes(raw["log"]["record_hash"], what="log.record_hash")
