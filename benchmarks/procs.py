@@ -208,7 +208,7 @@ class BareOpa:
 def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
     """OPA on the same signed bundle the service loads (its default policy source)."""
     from engine.config import build_settings
-    from engine.engines.opa import find_opa
+    from engine.engines.opa import find_opa, opa_environment
 
     settings = build_settings()
     port = free_port()
@@ -223,8 +223,10 @@ def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
         argv += ["--log-level", "error"]
     log_path = workdir / f"opa-{port}.log"
     with log_path.open("wb") as log:
+        # Same Go collector target as the service's managed OPA: a like-for-like baseline.
+        env = opa_environment(settings.opa_gogc)
         process = subprocess.Popen(  # noqa: S603 - fixed argv
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
     _wait_http(f"http://127.0.0.1:{port}/health?bundles", process, "opa")
     return BareOpa(process, port, log_path)

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     bundle_key_id: str = "releasegate"
     bundle_signing_alg: str = "ES256"
     eval_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    opa_gogc: int | None = Field(default=400, ge=1)
+    """``GOGC`` of the managed OPA (Go's collector target); unset: OPA's own environment."""
     bundle_poll_s: float = Field(default=10.0, ge=0)
     """How often the service checks its bundle file for a new version (0: never)."""
 

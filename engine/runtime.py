@@ -26,7 +26,9 @@ def build_engine(settings: Settings) -> PolicyEngine:
         return RemoteOpaEngine(
             settings.opa_url, policy=policy_info(source.path), timeout=settings.eval_timeout_s
         )
-    return ManagedOpaEngine(source, opa=find_opa(settings.opa), timeout=settings.eval_timeout_s)
+    return ManagedOpaEngine(
+        source, opa=find_opa(settings.opa), timeout=settings.eval_timeout_s, gogc=settings.opa_gogc
+    )
 
 
 def build_slo_provider(settings: Settings) -> SloStateProvider:

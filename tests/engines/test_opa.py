@@ -76,6 +76,28 @@ def test_evaluates_the_policy_library(engine: ManagedOpaEngine) -> None:
     assert engine.policy.digest.startswith("sha256:")
 
 
+def _opa_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_managed_opa_runs_with_the_configured_go_collector_target(
+    opa_binary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOGC", "100")
+    tuned = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary, gogc=400)
+    try:
+        assert _opa_environ(tuned.pid)["GOGC"] == "400"
+        assert tuned.evaluate(INPUT).verdict is Verdict.ALLOW
+    finally:
+        tuned.close()
+    inherited = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary, gogc=None)
+    try:
+        assert _opa_environ(inherited.pid)["GOGC"] == "100"
+    finally:
+        inherited.close()
+
+
 def test_killed_opa_fails_closed_then_is_restarted(engine: ManagedOpaEngine) -> None:
     old_pid = engine.pid
     os.kill(old_pid, signal.SIGKILL)
