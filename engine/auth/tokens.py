@@ -50,6 +50,10 @@ tokens_table = Table(
 _BY_HASH = select(tokens_table).where(tokens_table.c.token_hash == bindparam("token_hash"))
 
 
+def _well_formed(token: str) -> bool:
+    return token.startswith(TOKEN_PREFIX) and len(token) <= 256
+
+
 def hash_token(token: str) -> str:
     """Hex SHA-256 of the token text."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -136,7 +140,7 @@ class TokenStore:
 
     def authenticate(self, token: str) -> TokenInfo | None:
         """The live token's info, or None (unknown, malformed or revoked)."""
-        if not token.startswith(TOKEN_PREFIX) or len(token) > 256:
+        if not _well_formed(token):
             return None
         digest = hash_token(token)
         cached = self._cached(digest)
@@ -157,9 +161,7 @@ class TokenStore:
     def cached(self, token: str) -> TokenInfo | None:
         """The info of a live token this store authenticated within the TTL; None when it
         must be read (never reads the database, so it may run on an event loop)."""
-        if self._cache_ttl_s <= 0 or not token.startswith(TOKEN_PREFIX) or len(token) > 256:
-            return None
-        return self._cached(hash_token(token))
+        return self._cached(hash_token(token)) if _well_formed(token) else None
 
     def _cached(self, digest: str) -> TokenInfo | None:
         if self._cache_ttl_s <= 0:

@@ -1,6 +1,7 @@
 """Record storage: the :class:`RecordStore` seam and its SQL implementation.
 
-SQLite (default) and PostgreSQL, through SQLAlchemy Core. Appends are serialized:
+SQLite (default) and PostgreSQL, through SQLAlchemy Core (the writer runs statements Core
+compiled, on the driver's cursor). Appends are serialized:
 
 * in-process, by one writer thread with *group commit*: it takes every queued append,
   assigns consecutive indexes, writes records + tree nodes + head in one transaction,
@@ -256,16 +257,10 @@ class SqlRecordStore:
         wanted = sorted(set(keys))
         found: dict[NodeKey, bytes] = {}
         for chunk in range(0, len(wanted), 200):
-            compiled = _nodes_query(wanted[chunk : chunk + 200]).compile(
-                dialect=self._write.dialect
+            query = _DriverStatement.compile(
+                _nodes_query(wanted[chunk : chunk + 200]), self._write.dialect
             )
-            params = compiled.construct_params()
-            args = (
-                tuple(params[k] for k in compiled.positiontup or ())
-                if compiled.positional
-                else params
-            )
-            for lv, ix, h in cursor.execute(str(compiled), args).fetchall():
+            for lv, ix, h in query.execute(cursor).fetchall():
                 found[(int(lv), int(ix))] = bytes(h)
         _check_complete(wanted, found)
         return found
