@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,38 @@ def _auth(service: Service, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {service.tokens[role]}"}
 
 
+@dataclass(frozen=True)
+class Target:
+    """One row of a scenario's table: what the load generator sends, and to which process."""
+
+    name: str
+    process: Any  # Service or BareOpa: .process.pid and .port
+    path: str
+    body_file: Path
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
+
+
+def _rounds(targets: list[Target], repeat: int, **load: Any) -> list[dict[str, Any]]:
+    """``repeat`` rounds, each target once per round (interleaved); rows carry their round."""
+    runs = []
+    for i in range(repeat):
+        for t in targets:
+            row = run_load(
+                t.name,
+                target_pid=t.process.process.pid,
+                port=t.process.port,
+                path=t.path,
+                body_file=t.body_file,
+                headers=t.headers,
+                method=t.method,
+                **load,
+            )
+            row["run"] = i + 1
+            runs.append(row)
+    return runs
+
+
 def core(opts: Options) -> dict[str, Any]:
     """Scenario 1: releasegate vs bare OPA vs OPA with console decision logs, cache warm."""
     body = request_body()
@@ -93,17 +125,17 @@ def core(opts: Options) -> dict[str, Any]:
     opa_body = opa_input_body(body, opts.workdir)
     opa_file = _write(opts.workdir, "core-opa-input.json", opa_body)
     empty_file = _write(opts.workdir, "empty", b"")
-    targets: list[tuple[str, Any, str, Path, dict[str, str], str]] = []
+    targets: list[Target] = []
     stack: list[Any] = []
+    decide = "/v1/decisions"
+    evaluate = "/v1/data/releasegate/decision"
     try:
         svc = start_service(opts.workdir / "core-sqlite", roles=("ci",))
         stack.append(svc)
         _decide_once(svc, body)
-        targets.append(
-            ("releasegate (SQLite)", svc, "/v1/decisions", body_file, _auth(svc, "ci"), "POST")
-        )
+        targets.append(Target("releasegate (SQLite)", svc, decide, body_file, _auth(svc, "ci")))
         # The HTTP floor: the same process, uvicorn + middleware + FastAPI, no work at all.
-        targets.append((FLOOR, svc, "/healthz", empty_file, {}, "GET"))
+        targets.append(Target(FLOOR, svc, "/healthz", empty_file, method="GET"))
         if opts.postgres_url:
             db = scratch_database(opts.postgres_url, prefix="rg_bench_svc_")
             pg_url = db.__enter__()
@@ -114,48 +146,22 @@ def core(opts: Options) -> dict[str, Any]:
             stack.append(pg)
             _decide_once(pg, body)
             targets.append(
-                (
-                    "releasegate (PostgreSQL)",
-                    pg,
-                    "/v1/decisions",
-                    body_file,
-                    _auth(pg, "ci"),
-                    "POST",
-                )
+                Target("releasegate (PostgreSQL)", pg, decide, body_file, _auth(pg, "ci"))
             )
         bare = start_opa(opts.workdir, console_log=False)
         stack.append(bare)
-        targets.append(("bare OPA", bare, "/v1/data/releasegate/decision", opa_file, {}, "POST"))
+        targets.append(Target("bare OPA", bare, evaluate, opa_file))
         logged = start_opa(opts.workdir, console_log=True)
         stack.append(logged)
-        targets.append(
-            (
-                "OPA + console decision log",
-                logged,
-                "/v1/data/releasegate/decision",
-                opa_file,
-                {},
-                "POST",
-            )
+        targets.append(Target("OPA + console decision log", logged, evaluate, opa_file))
+        runs = _rounds(
+            targets,
+            opts.repeat,
+            concurrency=opts.concurrency,
+            requests=opts.requests,
+            duration=opts.duration,
+            loadgen_procs=opts.loadgen_procs,
         )
-        runs = []
-        for i in range(opts.repeat):
-            for name, proc, path, file, headers, method in targets:
-                row = run_load(
-                    name,
-                    target_pid=proc.process.pid,
-                    port=proc.port,
-                    path=path,
-                    headers=headers,
-                    body_file=file,
-                    concurrency=opts.concurrency,
-                    requests=opts.requests,
-                    duration=opts.duration,
-                    loadgen_procs=opts.loadgen_procs,
-                    method=method,
-                )
-                row["run"] = i + 1
-                runs.append(row)
         console_lines = logged.log_lines()
     finally:
         for item in reversed(stack):
@@ -236,29 +242,18 @@ def admission(opts: Options) -> dict[str, Any]:
         empty_file = _write(opts.workdir, "empty", b"")
         # The stack's own round trip at the same rate (the floor of any answer's latency).
         targets = [
-            ("releasegate admission", f"/v1/admission/{ENVIRONMENT}", review_file,
-             _auth(svc, "admission"), "POST"),
-            (FLOOR, "/healthz", empty_file, {}, "GET"),
-        ]  # fmt: skip
-        runs = []
-        for i in range(opts.repeat):
-            for name, path, file, headers, method in targets:
-                row = run_load(
-                    name,
-                    target_pid=svc.process.pid,
-                    port=svc.port,
-                    path=path,
-                    body_file=file,
-                    headers=headers,
-                    concurrency=min(8, opts.concurrency),
-                    requests=requests,
-                    duration=None,
-                    rate=opts.admission_rate,
-                    loadgen_procs=1,
-                    method=method,
-                )
-                row["run"] = i + 1
-                runs.append(row)
+            Target("releasegate admission", svc, path, review_file, _auth(svc, "admission")),
+            Target(FLOOR, svc, "/healthz", empty_file, method="GET"),
+        ]
+        runs = _rounds(
+            targets,
+            opts.repeat,
+            concurrency=min(8, opts.concurrency),
+            requests=requests,
+            duration=None,
+            rate=opts.admission_rate,
+            loadgen_procs=1,
+        )
     finally:
         svc.stop()
     return {
@@ -278,22 +273,16 @@ def cold(opts: Options) -> dict[str, Any]:
     )
     try:
         _decide_once(svc, body)
-        runs = []
-        for i in range(opts.repeat):
-            row = run_load(
-                "releasegate, cold verification",
-                target_pid=svc.process.pid,
-                port=svc.port,
-                path="/v1/decisions",
-                body_file=body_file,
-                headers=_auth(svc, "ci"),
-                concurrency=opts.concurrency,
-                requests=opts.requests,
-                duration=opts.duration,
-                loadgen_procs=opts.loadgen_procs,
-            )
-            row["run"] = i + 1
-            runs.append(row)
+        target = Target("releasegate, cold verification", svc, "/v1/decisions", body_file,
+                        _auth(svc, "ci"))  # fmt: skip
+        runs = _rounds(
+            [target],
+            opts.repeat,
+            concurrency=opts.concurrency,
+            requests=opts.requests,
+            duration=opts.duration,
+            loadgen_procs=opts.loadgen_procs,
+        )
     finally:
         svc.stop()
     return {
