@@ -7,8 +7,10 @@ compiled, on the driver's cursor). Appends are serialized:
   assigns consecutive indexes, writes records + tree nodes + head in one transaction,
   then completes each caller's future, so concurrent requests share one fsync;
 * across processes, by the database: ``BEGIN IMMEDIATE`` on SQLite (WAL,
-  ``synchronous=FULL``) and ``pg_advisory_xact_lock`` on PostgreSQL, with the head row
-  re-read inside the lock, so several replicas yield one sequence.
+  ``synchronous=FULL``), taken after an exclusive ``flock`` that hands the write lock from
+  process to process without SQLite's sleeping busy handler (:mod:`engine.log.filelock`),
+  and ``pg_advisory_xact_lock`` on PostgreSQL, with the head row re-read inside the lock,
+  so several processes or replicas yield one sequence.
 
 ``append`` returns only after the commit (the record is durable); any database failure
 raises :class:`StoreError` and nothing of the batch is visible.
@@ -38,6 +40,7 @@ from engine.dbpool import POSTGRES_POOL, SQLITE_POOL
 from engine.errors import StoreError, map_errors
 from engine.log import tables as t
 from engine.log.canonical import ZERO_HASH
+from engine.log.filelock import ProcessWriteLock, sqlite_lock_path
 from engine.log.merkle import NodeKey
 from engine.log.writer import GroupCommitWriter, RecordDraft, Sealer
 
@@ -189,6 +192,7 @@ class SqlRecordStore:
     def __init__(self, url: str, *, max_batch: int = 512) -> None:
         with map_errors(StoreError, "cannot open the decision log database"):
             self.is_sqlite = url.startswith("sqlite")
+            self._process_lock = ProcessWriteLock(sqlite_lock_path(url))
             if self.is_sqlite:
                 self._write = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
                 self._read = _sqlite_engine(url, begin="BEGIN")
@@ -223,6 +227,12 @@ class SqlRecordStore:
         lock on PostgreSQL (psycopg opens the transaction itself); commit, or roll back on
         any error.
         """
+        with self._process_lock:
+            return self._commit_batch_locked(run)
+
+    def _commit_batch_locked(
+        self, run: Callable[[int, str, Callable[[Iterable[NodeKey]], dict[NodeKey, bytes]]], Any]
+    ) -> Any:
         sql = self._sql
         raw = self._write.raw_connection()
         try:
@@ -331,6 +341,7 @@ class SqlRecordStore:
         self._write.dispose()
         if self._read is not self._write:
             self._read.dispose()
+        self._process_lock.close()
 
 
 def _nodes_query(part: list[NodeKey]) -> Any:

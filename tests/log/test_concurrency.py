@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import multiprocessing
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
 from engine.log.decision_log import open_decision_log
+from engine.log.filelock import LOCK_SUFFIX, sqlite_lock_path
 from engine.log.keystore import load_signing_key
 from engine.log.verify import verify_export
 from tests.log.helpers import input_doc, make_decision
@@ -94,3 +97,38 @@ def test_postgres_writer_processes(tmp_path: Path, pg_database: str) -> None:
     load_signing_key(state, create=True)
     ids = _run_processes(state, pg_database, WRITERS, APPENDS)
     _verify_all(state, pg_database, ids)
+
+
+def test_sqlite_lock_path_sits_next_to_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    assert sqlite_lock_path(f"sqlite:///{db}") == Path(f"{db}-writer.lock")
+    assert sqlite_lock_path(f"sqlite:///{db}?mode=rwc") == Path(f"{db}-writer.lock")
+    assert sqlite_lock_path("sqlite://") is None
+    assert sqlite_lock_path("sqlite:///:memory:") is None
+    assert sqlite_lock_path("postgresql+psycopg://u@h/db") is None
+
+
+def test_sqlite_append_waits_for_another_process_writer(tmp_path: Path) -> None:
+    """While another process holds the writer lock, an append neither commits nor fails."""
+    state = tmp_path / "state"
+    log = open_decision_log(state)
+    other = os.open(tmp_path / "state" / f"log.db{LOCK_SUFFIX}", os.O_RDWR)
+    appended: list[str] = []
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)  # a separate open file: flock excludes it as it would
+        worker = threading.Thread(  # another process
+            target=lambda: appended.append(
+                log.append(
+                    make_decision(1), input_document=input_doc(1), caller="w", adapter="check"
+                ).decision_id
+            )
+        )
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive() and appended == [] and log.checkpoint().size == 0
+        fcntl.flock(other, fcntl.LOCK_UN)
+        worker.join(10)
+        assert appended and log.checkpoint().size == 1
+    finally:
+        os.close(other)
+        log.close()
