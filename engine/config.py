@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # Service
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    """Service processes on one port (``serve --workers``), each with its own managed OPA;
+    more than one uses more cores. They share the state directory's log and stores."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Service log level (``serve --log-level``); ``debug`` adds tracebacks."""
     database_url: str | None = None
     """SQLAlchemy URL of the decision log; default: SQLite in the state directory."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)

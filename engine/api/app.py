@@ -171,7 +171,7 @@ def create_app(
     tokens: TokenStore | None = None,
 ) -> FastAPI:
     """The service app. Its lifespan opens what was not passed in, and closes it."""
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics.from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -191,6 +191,7 @@ def create_app(
         finally:
             app.state.releasegate = None
             await anyio.to_thread.run_sync(close_state, state.closers)
+            metrics.close()
 
     app = FastAPI(
         title="releasegate",

@@ -2,21 +2,32 @@
 
 Decisions are counted where they are recorded (:class:`MeteredRecorder`), so every adapter's
 decisions are counted the same way; engine latency is measured by :class:`MeteredEngine`.
+
+With ``serve --workers N`` every worker process is its own app, and a scrape reaches one of
+them: the serving command sets ``PROMETHEUS_MULTIPROC_DIR`` for its workers, the client
+library then keeps every value in a file of that directory, and ``/metrics`` reports the sum
+over the workers (prometheus_client's multiprocess mode; live gauges count live workers only).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from engine.decision import DecisionRecorder
 from engine.engines.base import PolicyEngine
 from engine.models.decision import Decision, EngineInfo, PolicyInfo, PolicyResult
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (by ``serve --workers``) before a worker imports prometheus_client: values go to files."""
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -54,10 +65,76 @@ class _SourceCollector(Collector):
             yield s
 
 
+class _PublishedSources:
+    """Multiprocess mode: a worker's OPA restarts and cache figures, copied to shared files.
+
+    Those figures live in other objects (the engine, the verifier); a collector reading them
+    at scrape time would only see the scraped worker. So each worker copies them into file
+    backed metrics every ``interval_s`` and before it answers a scrape.
+    """
+
+    def __init__(
+        self, sources: _SourceCollector, *, registry: CollectorRegistry, interval_s: float = 1.0
+    ) -> None:
+        self.sources = sources
+        self.restarts = Counter(
+            "releasegate_opa_restarts", "Managed OPA process restarts", registry=registry
+        )
+        self.hits = Counter(
+            "releasegate_verification_cache_hits",
+            "Attestation verification cache hits",
+            registry=registry,
+        )
+        self.misses = Counter(
+            "releasegate_verification_cache_misses",
+            "Attestation verification cache misses",
+            registry=registry,
+        )
+        self.entries = Gauge(
+            "releasegate_verification_cache_entries",
+            "Attestation verification cache size",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._seen = (0, 0, 0)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(interval_s,), name="releasegate-metrics", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Add what changed since the last copy (counters only grow)."""
+        with self._lock:
+            restarts = self.sources.restarts() or 0
+            hits, misses, size = self.sources.cache() or (0, 0, 0)
+            seen_restarts, seen_hits, seen_misses = self._seen
+            self.restarts.inc(max(0, restarts - seen_restarts))
+            self.hits.inc(max(0, hits - seen_hits))
+            self.misses.inc(max(0, misses - seen_misses))
+            self.entries.set(size)
+            self._seen = (
+                max(restarts, seen_restarts),
+                max(hits, seen_hits),
+                max(misses, seen_misses),
+            )
+
+    def close(self) -> None:
+        """Stop the copying thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 class ServiceMetrics:
     """Every metric of one app; ``registry`` is what ``/metrics`` exposes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.decisions = Counter(
@@ -91,7 +168,10 @@ class ServiceMetrics:
             "releasegate_log_append_failures", "Decision log appends that failed", registry=r
         )
         self.in_flight = Gauge(
-            "releasegate_http_requests_in_flight", "HTTP requests being served", registry=r
+            "releasegate_http_requests_in_flight",
+            "HTTP requests being served",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.requests = Counter(
             "releasegate_http_requests",
@@ -109,7 +189,31 @@ class ServiceMetrics:
             "releasegate_auth_failures", "Failed authentication attempts", registry=r
         )
         self.sources = _SourceCollector()
-        r.register(self.sources)
+        self._published: _PublishedSources | None = None
+        if multiprocess_dir is None:
+            r.register(self.sources)
+        else:
+            self._published = _PublishedSources(self.sources, registry=r)
+
+    @classmethod
+    def from_environment(cls) -> ServiceMetrics:
+        """Multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set (``serve --workers``)."""
+        return cls(multiprocess_dir=os.environ.get(MULTIPROCESS_ENV) or None)
+
+    def exposition(self) -> bytes:
+        """What ``/metrics`` returns: this app's registry, or the sum over every worker."""
+        if self._published is None or self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        self._published.refresh()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """Multiprocess mode: stop publishing and drop this worker's live gauges."""
+        if self._published is not None and self.multiprocess_dir is not None:
+            self._published.close()
+            mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
     def watch_engine(self, engine: object) -> None:
         """Export ``engine.restarts`` (a managed OPA) at every scrape."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -176,3 +177,12 @@ class JsonLogFormatter(logging.Formatter):
             if self.tracebacks:
                 doc["traceback"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str, separators=(",", ":"))
+
+
+def configure_logging(level: str) -> None:
+    """Root logger: one JSON line per record on standard error, at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter(tracebacks=level == "debug"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -79,14 +79,19 @@ class Server:
 
 
 def start_server(
-    state_dir: Path, env_extra: dict[str, str], *, scheme: str = "http", **urlopen_kw: Any
+    state_dir: Path,
+    env_extra: dict[str, str],
+    *,
+    scheme: str = "http",
+    args: tuple[str, ...] = (),
+    **urlopen_kw: Any,
 ) -> Server:
     """Start ``serve`` and wait until ``/healthz`` answers and the summary is printed."""
     port = free_port()
     env = {**os.environ, **env_extra}
     process = subprocess.Popen(
         [sys.executable, "-m", "engine.adapters.cli", "serve", "--state-dir", str(state_dir),
-         "--port", str(port)],
+         "--port", str(port), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
     )  # fmt: skip
     url = f"{scheme}://127.0.0.1:{port}"

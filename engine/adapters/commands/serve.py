@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import signal
 import stat
 import sys
@@ -55,17 +54,8 @@ def insecure_settings(settings: Any) -> list[FieldError]:
     return problems
 
 
-def _configure_logging(level: str) -> None:
-    from engine.api.middleware import JsonLogFormatter
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter(tracebacks=level == "debug"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
-def _print_summary(settings: Any, *, log: Any, runtime: Any, tokens: Any, url: str) -> None:
+def print_summary(settings: Any, *, log: Any, runtime: Any | None, tokens: Any, url: str) -> None:
+    """What the service uses and where; ``runtime`` None: the workers start their engines."""
     from sqlalchemy.engine import make_url
 
     from engine.auth.sql import database_url
@@ -73,9 +63,6 @@ def _print_summary(settings: Any, *, log: Any, runtime: Any, tokens: Any, url: s
 
     db = make_url(database_url(settings.state_dir, settings.database_url))
     source = settings.policy_source()
-    policy = runtime.engine.policy
-    info = runtime.engine.info
-    pid = getattr(runtime.engine, "pid", None)
     active = tokens.count_active()
     lines = [
         f"releasegate serve{' (DEV MODE: insecure settings allowed)' if settings.dev_mode else ''}",
@@ -91,9 +78,24 @@ def _print_summary(settings: Any, *, log: Any, runtime: Any, tokens: Any, url: s
             f"{settings.state_dir} --subject NAME --role ci)"
         ),
         f"  policy:      {source.path} (signed: {'yes' if source.public_key else 'no'})",
-        f"  bundle:      revision {policy.revision} digest {policy.digest}",
-        f"  engine:      {info.name} {info.version}"
-        + (f" (managed, pid {pid})" if pid is not None else " (remote)"),
+    ]
+    if runtime is not None:
+        policy, info = runtime.engine.policy, runtime.engine.info
+        pid = getattr(runtime.engine, "pid", None)
+        lines += [
+            f"  bundle:      revision {policy.revision} digest {policy.digest}",
+            f"  engine:      {info.name} {info.version}"
+            + (f" (managed, pid {pid})" if pid is not None else " (remote)"),
+        ]
+    else:
+        if settings.opa_url is None:
+            policy = source.info
+            lines.append(f"  bundle:      revision {policy.revision} digest {policy.digest}")
+        lines += [
+            f"  workers:     {settings.workers} processes, "
+            + ("each with its own managed OPA" if settings.opa_url is None else "remote OPA"),
+        ]
+    lines += [
         f"  mutual TLS:  {'on' if settings.tls_client_ca else 'off'}",
         f"  url:         {url}",
     ]
@@ -108,6 +110,37 @@ def _terminated(signum: int, frame: Any) -> None:
     raise _Terminated
 
 
+def uvicorn_options(settings: Any) -> dict[str, Any]:
+    """``uvicorn.Config`` keywords for these settings (one process or every worker)."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 10,
+        # NOTE(lead): uvicorn trusts X-Forwarded-For from 127.0.0.1 by default, which lets
+        # a local client rotate its apparent address past the failed-auth limit. Proxy
+        # headers are honoured only from the addresses configured as trusted proxies.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies) or None,
+    }
+    if settings.tls_cert is not None:
+        options |= {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+    if settings.tls_client_ca is not None:
+        import ssl
+
+        from engine.api.tls import ClientCertH11Protocol
+
+        options |= {
+            "ssl_ca_certs": str(settings.tls_client_ca),
+            "ssl_cert_reqs": ssl.CERT_REQUIRED,
+            "http": ClientCertH11Protocol,
+        }
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, open the state, serve until interrupted."""
     from engine.config import build_settings
@@ -117,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         state_dir=None if args.state_dir is None else args.state_dir.resolve(),
         dev_mode=args.dev or None,
+        workers=args.workers,
+        log_level=args.log_level,
     )
     problems = insecure_settings(settings)
     if problems and not settings.dev_mode:
@@ -124,12 +159,15 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"warning (dev mode): {problem.loc}: {problem.message}", file=sys.stderr)
     settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.workers > 1:
+        from engine.adapters.commands.serve_workers import serve_workers
 
-    import ssl
+        return serve_workers(settings)
 
     import uvicorn
 
     from engine.api import create_app
+    from engine.api.middleware import configure_logging
     from engine.approvals import ApprovalStore
     from engine.auth.sql import database_url
     from engine.auth.tokens import TokenStore
@@ -157,39 +195,12 @@ def run(args: argparse.Namespace) -> int:
         )
         scheme = "https" if settings.tls_cert else "http"
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        _print_summary(
+        print_summary(
             settings, log=log, runtime=runtime, tokens=tokens,
             url=f"{scheme}://{host}:{settings.port}",
         )  # fmt: skip
-        _configure_logging(args.log_level)
-        tls: dict[str, Any] = {}
-        if settings.tls_cert is not None:
-            tls = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
-        if settings.tls_client_ca is not None:
-            from engine.api.tls import ClientCertH11Protocol
-
-            tls |= {
-                "ssl_ca_certs": str(settings.tls_client_ca),
-                "ssl_cert_reqs": ssl.CERT_REQUIRED,
-                "http": ClientCertH11Protocol,
-            }
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
-            # NOTE(lead): uvicorn trusts X-Forwarded-For from 127.0.0.1 by default, which lets
-            # a local client rotate its apparent address past the failed-auth limit. Proxy
-            # headers are honoured only from the addresses configured as trusted proxies.
-            proxy_headers=bool(settings.trusted_proxies),
-            forwarded_allow_ips=list(settings.trusted_proxies) or None,
-            **tls,
-        )
-        server = uvicorn.Server(config)
+        configure_logging(settings.log_level)
+        server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings)))
         # NOTE: uvicorn re-raises a captured SIGTERM after its graceful shutdown; with the
         # default action the process would die before closing OPA and the log below.
         previous = signal.signal(signal.SIGTERM, _terminated)
@@ -227,5 +238,17 @@ def register(subparsers: Any) -> None:
         help="development mode: allow insecure settings, with warnings "
         "(or RELEASEGATE_DEV_MODE=true)",
     )
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="service processes on the port, each with its own managed OPA, sharing the "
+        "state directory (default 1, or RELEASEGATE_WORKERS)",
+    )
+    p.add_argument(
+        "--log-level",
+        default=None,
+        choices=("debug", "info", "warning", "error"),
+        help="default info, or RELEASEGATE_LOG_LEVEL",
+    )
     p.set_defaults(func=run)

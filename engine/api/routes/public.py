@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from engine.api.deps import AppStateDep, DecisionLogDep, MetricsDep
 from engine.api.schemas import Health, KeysDocument, Readiness
@@ -89,5 +89,5 @@ def readyz(state: AppStateDep) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "exposition format"}},
 )
 def metrics(metrics: MetricsDep) -> Response:
-    """This app's registry in the Prometheus text format."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """This app's metrics (every worker's, summed, under ``serve --workers``)."""
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
