@@ -103,6 +103,9 @@ def render(name: str, result: dict[str, Any]) -> str:
     if "ratio_releasegate_to_bare_opa" in result:
         ratio = result["ratio_releasegate_to_bare_opa"]
         lines.append(f"releasegate / bare OPA throughput: {ratio}")
+    if result.get("ratio_workers_to_bare_opa") is not None:
+        ratio = result["ratio_workers_to_bare_opa"]
+        lines.append(f"releasegate with workers / bare OPA throughput: {ratio}")
     if TARGETS[name]:
         lines.append(TARGETS[name])
     lines.append("cpu ms/req: service (+ its OPA) or OPA process CPU / requests; "
@@ -139,6 +142,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         help="load generator processes (the clients are split between them)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="scenario 1 also measures `serve --workers N` (1: only the one-process service)",
     )
     p.add_argument("--admission-rate", type=float, default=100.0)
     p.add_argument("--log-appends", type=int, default=2000, help="appends per log config")
@@ -196,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 postgres_url=pg_url,
                 admission_rate=args.admission_rate,
                 log_appends=args.log_appends,
+                workers=args.workers,
             )
             opts.workdir.mkdir(parents=True, exist_ok=True)
             t0 = time.monotonic()

@@ -165,16 +165,20 @@ class Service:
 
 
 def start_service(
-    state_dir: Path, *, env: dict[str, str] | None = None, roles: tuple[str, ...] = ("ci",)
+    state_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    roles: tuple[str, ...] = ("ci",),
+    workers: int = 1,
 ) -> Service:
-    """Tokens first (CLI), then ``releasegate serve`` on a free port; waits for /healthz."""
+    """Tokens first (CLI), then ``releasegate serve [--workers N]`` on a free port; waits."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tokens = {role: create_token(state_dir, f"bench-{role}", role, env) for role in roles}
     port = free_port()
     log = (state_dir.parent / f"serve-{port}.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "engine.adapters.cli", "serve",
-         "--state-dir", str(state_dir), "--port", str(port)],
+         "--state-dir", str(state_dir), "--port", str(port), "--workers", str(workers)],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=_clean_env(env or {}),
     )  # fmt: skip
     log.close()

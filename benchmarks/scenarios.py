@@ -34,6 +34,7 @@ class Options:
     postgres_url: str | None
     admission_rate: float = 100.0
     log_appends: int = 2000
+    workers: int = 2
 
 
 def request_body() -> bytes:
@@ -134,6 +135,11 @@ def core(opts: Options) -> dict[str, Any]:
         stack.append(svc)
         _decide_once(svc, body)
         targets.append(Target("releasegate (SQLite)", svc, decide, body_file, _auth(svc, "ci")))
+        if opts.workers > 1:
+            many = start_service(opts.workdir / "core-workers", roles=("ci",), workers=opts.workers)
+            stack.append(many)
+            _decide_once(many, body)
+            targets.append(Target(_workers_row(opts), many, decide, body_file, _auth(many, "ci")))
         # The HTTP floor: the same process, uvicorn + middleware + FastAPI, no work at all.
         targets.append(Target(FLOOR, svc, "/healthz", empty_file, method="GET"))
         if opts.postgres_url:
@@ -171,8 +177,15 @@ def core(opts: Options) -> dict[str, Any]:
         "opa_input_bytes": len(opa_body),
         "runs": runs,
         "ratio_releasegate_to_bare_opa": _ratio(runs, "releasegate (SQLite)", "bare OPA"),
+        "ratio_workers_to_bare_opa": _ratio(runs, _workers_row(opts), "bare OPA")
+        if opts.workers > 1
+        else None,
         "opa_console_log_lines": console_lines,
     }
+
+
+def _workers_row(opts: Options) -> str:
+    return f"releasegate, {opts.workers} workers"
 
 
 class _Exit:

@@ -63,8 +63,8 @@ def test_machine_info_and_arguments(results: dict[str, Any]) -> None:
 
 def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> None:
     core = results["scenarios"]["core"]
-    names = {"releasegate (SQLite)", "releasegate (PostgreSQL)", "bare OPA",
-             "OPA + console decision log", FLOOR}  # fmt: skip
+    names = {"releasegate (SQLite)", "releasegate, 2 workers", "releasegate (PostgreSQL)",
+             "bare OPA", "OPA + console decision log", FLOOR}  # fmt: skip
     _check_rows(core["runs"], names, 8)
     assert core["request_bytes"] > 20_000
     assert 0 < core["opa_input_bytes"] < core["request_bytes"]
@@ -72,6 +72,8 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
     # OPA really logged its decisions to the console (one line per decision at least).
     assert core["opa_console_log_lines"] >= 8
     assert "releasegate / bare OPA throughput" in results["stdout"]
+    assert core["ratio_workers_to_bare_opa"] > 0
+    assert "releasegate with workers / bare OPA throughput" in results["stdout"]
 
 
 def test_admission_is_paced(results: dict[str, Any]) -> None:
