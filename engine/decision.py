@@ -7,6 +7,7 @@ of its own; it only refuses policy output that contradicts itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import anyio
 import uuid6
 
 from engine.engines.base import PolicyEngine
@@ -107,6 +109,57 @@ def evaluate(engine: PolicyEngine, document: Mapping[str, Any]) -> PolicyResult:
         return engine_unavailable(str(exc))
 
 
+async def evaluate_on_loop(engine: PolicyEngine, document: Mapping[str, Any]) -> PolicyResult:
+    """``engine.evaluate`` awaited: the engine's own ``evaluate_async`` when it has one (OPA
+    over asyncio), else its blocking ``evaluate`` in a worker thread. Raises like it."""
+    native = getattr(engine, "evaluate_async", None)
+    if native is not None:
+        result: PolicyResult = await native(document)
+        return result
+    return await anyio.to_thread.run_sync(engine.evaluate, document)
+
+
+async def evaluate_async(engine: PolicyEngine, document: Mapping[str, Any]) -> PolicyResult:
+    """:func:`evaluate` from an event loop (same failure mapping)."""
+    try:
+        return _check_consistent(await evaluate_on_loop(engine, document))
+    except PolicyError as exc:
+        _logger.error("policy evaluation failed: %s", exc)
+        return engine_unavailable(str(exc))
+
+
+async def record_on_loop(
+    recorder: DecisionRecorder,
+    decision: Decision,
+    *,
+    input_document: dict[str, Any],
+    caller: str | None,
+    adapter: str,
+    input_canonical: bytes | None = None,
+) -> Decision:
+    """``recorder.append`` awaited: its ``append_async`` when it has one, else in a thread."""
+    native = getattr(recorder, "append_async", None)
+    if native is not None:
+        recorded: Decision = await native(
+            decision,
+            input_document=input_document,
+            caller=caller,
+            adapter=adapter,
+            input_canonical=input_canonical,
+        )
+        return recorded
+    return await anyio.to_thread.run_sync(
+        functools.partial(
+            recorder.append,
+            decision,
+            input_document=input_document,
+            caller=caller,
+            adapter=adapter,
+            input_canonical=input_canonical,
+        )
+    )
+
+
 class DecisionPipeline:
     """Gathers facts, evaluates them with the engine and records the decision."""
 
@@ -169,6 +222,49 @@ class DecisionPipeline:
             document, dry_run=request.dry_run, caller=caller, adapter=adapter
         )
 
+    async def decide_async(
+        self,
+        request: DecisionRequestV1,
+        *,
+        caller: str | None = None,
+        adapter: Adapter = "cli",
+        admission: AdmissionSection | None = None,
+    ) -> Decision:
+        """:meth:`decide` on an event loop, for the service: the same input document, the
+        same engine and the same record, without a worker thread per decision.
+
+        Facts are gathered on the loop when no provider may wait on the network (the
+        default: verification, scan parsing and the SQLite approval store only compute), in
+        a worker thread otherwise (Prometheus, a database server); OPA is awaited over
+        asyncio and the log's commit is awaited, not waited for.
+        """
+        now_ns = quantize_ns(self._clock())
+        build = functools.partial(
+            self.build_input,
+            request,
+            now_ns=now_ns,
+            caller=caller,
+            adapter=adapter,
+            admission=admission,
+        )
+        if self.providers.may_block():
+            document = await anyio.to_thread.run_sync(build)
+        else:
+            document = build()
+        doc, canonical = _encoded(document)
+        result = await evaluate_async(self.engine, doc)
+        decision = self._decision(document, result, canonical, dry_run=request.dry_run)
+        if self.recorder is None:
+            return decision
+        return await record_on_loop(
+            self.recorder,
+            decision,
+            input_document=doc,
+            caller=caller,
+            adapter=adapter,
+            input_canonical=canonical,
+        )
+
     def decide_document(
         self,
         document: InputDocumentV1,
@@ -178,10 +274,25 @@ class DecisionPipeline:
         adapter: Adapter = "cli",
     ) -> Decision:
         """Evaluate a finished input document, build the Decision, record it."""
-        doc = document.model_dump(mode="json")
-        canonical = canonical_bytes(doc)
+        doc, canonical = _encoded(document)
         result = evaluate(self.engine, doc)
-        decision = Decision(
+        decision = self._decision(document, result, canonical, dry_run=dry_run)
+        if self.recorder is None:
+            return decision
+        # No verdict without a record: a StoreError propagates and no decision is returned.
+        return self.recorder.append(
+            decision, input_document=doc, caller=caller, adapter=adapter, input_canonical=canonical
+        )
+
+    def _decision(
+        self,
+        document: InputDocumentV1,
+        result: PolicyResult,
+        canonical: bytes,
+        *,
+        dry_run: bool,
+    ) -> Decision:
+        return Decision(
             decision_id=new_decision_id(),
             timestamp=format_timestamp(document.now_ns),
             verdict=result.verdict,
@@ -194,9 +305,9 @@ class DecisionPipeline:
             engine=self.engine.info,
             input_digest=digest_of_canonical(canonical),
         )
-        if self.recorder is None:
-            return decision
-        # No verdict without a record: a StoreError propagates and no decision is returned.
-        return self.recorder.append(
-            decision, input_document=doc, caller=caller, adapter=adapter, input_canonical=canonical
-        )
+
+
+def _encoded(document: InputDocumentV1) -> tuple[dict[str, Any], bytes]:
+    """The input document as JSON values, and its RFC 8785 bytes (for its digest and record)."""
+    doc = document.model_dump(mode="json")
+    return doc, canonical_bytes(doc)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -132,3 +134,72 @@ def test_no_verdict_without_a_record() -> None:
 
 def test_timestamp_format() -> None:
     assert format_timestamp(0) == "1970-01-01T00:00:00.000000Z"
+
+
+# -- decide_async: the service's path, on an event loop ------------------------------------
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_decide_async_gives_what_decide_gives() -> None:
+    reason = Reason(code="approval_missing", verdict=Verdict.PAUSE, policy="p", message="m")
+    engine = FakeEngine(lambda doc: PolicyResult(verdict=Verdict.PAUSE, reasons=[reason]))
+    sync_recorder, async_recorder = _Recorder(), _Recorder()
+    want = _pipeline(engine, sync_recorder).decide(parse_request(REQUEST), caller="ci")
+    got = _run(_pipeline(engine, async_recorder).decide_async(parse_request(REQUEST), caller="ci"))
+    assert got.model_dump(exclude={"decision_id"}) == want.model_dump(exclude={"decision_id"})
+    assert engine.calls[0] == engine.calls[1]
+    assert async_recorder.canonical == sync_recorder.canonical
+    assert [d.decision_id for d, *_ in async_recorder.appended] == [got.decision_id]
+
+
+def test_decide_async_fails_closed_and_never_returns_an_unrecorded_verdict() -> None:
+    down = FakeEngine(lambda doc: EngineUnavailable("connection refused"))
+    decision = _run(_pipeline(down).decide_async(parse_request(REQUEST)))
+    assert (decision.verdict, decision.reasons[0].code) == (Verdict.PAUSE, "engine_unavailable")
+    engine = FakeEngine(lambda doc: PolicyResult(verdict=Verdict.ALLOW))
+    with pytest.raises(StoreError):
+        _run(_pipeline(engine, _Recorder(fail=True)).decide_async(parse_request(REQUEST)))
+
+
+class _ThreadNoted:
+    """A provenance provider that notes the thread it ran on."""
+
+    def __init__(self, *, may_block: bool) -> None:
+        self.may_block = may_block
+        self.threads: list[int] = []
+
+    def collect(self, attestations: Any, *, artifact_digest: str) -> ProvenanceSection:
+        self.threads.append(threading.get_ident())
+        return ProvenanceSection(status=SectionStatus.MISSING)
+
+
+class _ComputeOnlyScans(_NoScans):
+    may_block = False
+
+
+@pytest.mark.parametrize("may_block", [False, True])
+def test_facts_are_gathered_on_the_loop_unless_a_provider_may_block(may_block: bool) -> None:
+    provenance = _ThreadNoted(may_block=may_block)
+    providers = FactProviders(
+        provenance=provenance,
+        vulnerabilities=_ComputeOnlyScans(),
+        slo=NoSloConfigured(),
+        approvals=NoApprovalStore(),
+    )
+    assert providers.may_block() is may_block
+    engine = FakeEngine(lambda doc: PolicyResult(verdict=Verdict.ALLOW))
+    pipeline = DecisionPipeline(engine=engine, providers=providers, clock=lambda: NOW)
+
+    async def decide() -> int:
+        await pipeline.decide_async(parse_request(REQUEST))
+        return threading.get_ident()
+
+    loop_thread = _run(decide())
+    assert (provenance.threads[0] != loop_thread) is may_block
+
+
+def test_providers_that_do_not_say_are_assumed_to_block() -> None:
+    assert PROVIDERS.may_block()  # _NoProvenance and _NoScans do not say

@@ -243,6 +243,13 @@ class MeteredEngine:
         with self._metrics.engine_seconds.time():
             return self.inner.evaluate(input_document)
 
+    async def evaluate_async(self, input_document: Mapping[str, Any]) -> PolicyResult:
+        """The inner engine's evaluation from the event loop, timed the same way."""
+        from engine.decision import evaluate_on_loop
+
+        with self._metrics.engine_seconds.time():
+            return await evaluate_on_loop(self.inner, input_document)
+
     @property
     def info(self) -> EngineInfo:
         """The inner engine's identity."""
@@ -294,6 +301,45 @@ class MeteredRecorder:
         except BaseException:
             self._metrics.append_failures.inc()
             raise
+        self._observe(recorded, started, input_document, caller, adapter)
+        return recorded
+
+    async def append_async(
+        self,
+        decision: Decision,
+        *,
+        input_document: dict[str, Any],
+        caller: str | None,
+        adapter: str,
+        input_canonical: bytes | None = None,
+    ) -> Decision:
+        """``append`` awaited from the event loop, counted the same way."""
+        from engine.decision import record_on_loop
+
+        started = time.perf_counter()
+        try:
+            recorded = await record_on_loop(
+                self.inner,
+                decision,
+                input_document=input_document,
+                caller=caller,
+                adapter=adapter,
+                input_canonical=input_canonical,
+            )
+        except BaseException:
+            self._metrics.append_failures.inc()
+            raise
+        self._observe(recorded, started, input_document, caller, adapter)
+        return recorded
+
+    def _observe(
+        self,
+        recorded: Decision,
+        started: float,
+        input_document: dict[str, Any],
+        caller: str | None,
+        adapter: str,
+    ) -> None:
         self._metrics.append_seconds.observe(time.perf_counter() - started)
         now_ns = input_document.get("now_ns")
         if isinstance(now_ns, int):
@@ -303,4 +349,3 @@ class MeteredRecorder:
             self._metrics.reasons.labels(reason.code, reason.verdict.value).inc()
         if self._on_record is not None:
             self._on_record(recorded, caller, adapter)
-        return recorded

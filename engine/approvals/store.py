@@ -89,6 +89,9 @@ class ApprovalStore:
         self._clock = clock
         with map_errors(StoreError, "cannot open the approval store"):
             self._engine = make_engine(url)
+            # A SQLite read is a local file read (tens of microseconds); a database server
+            # is a network round trip.
+            self.may_block = not url.startswith("sqlite")
             metadata.create_all(self._engine)
 
     def close(self) -> None:

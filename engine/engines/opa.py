@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.engines.base import DECISION_PATH
+from engine.engines.opa_async import AsyncOpaClient
 from engine.engines.opa_http import OpaClient
 from engine.engines.policy_source import PolicySource
 from engine.errors import BundleError, ConfigError, EngineUnavailable
@@ -80,6 +81,7 @@ class _Process:
 
     popen: subprocess.Popen[bytes]
     client: OpaClient
+    aclient: AsyncOpaClient
     source: PolicySource
     log_path: Path
     info: PolicyInfo
@@ -164,6 +166,7 @@ class ManagedOpaEngine:
                 return _Process(
                     popen=popen,
                     client=client,
+                    aclient=AsyncOpaClient(f"unix://{sock}", timeout=self._timeout),
                     source=source,
                     log_path=log_path,
                     info=info,
@@ -191,6 +194,7 @@ class ManagedOpaEngine:
                     with self._lock:
                         self._current = self._start(proc.source)
                     proc.client.close()
+                    proc.aclient.close()
                     self.restarts += 1
                     break
                 except (EngineUnavailable, BundleError) as exc:
@@ -219,6 +223,13 @@ class ManagedOpaEngine:
         if proc.popen.poll() is not None:
             raise EngineUnavailable("OPA is not running (the supervisor is restarting it)")
         return proc.client.evaluate(DECISION_PATH, input_document)
+
+    async def evaluate_async(self, input_document: Mapping[str, Any]) -> PolicyResult:
+        """``evaluate`` from the event loop (no thread): same answers, same failures."""
+        proc = self._current
+        if proc.popen.poll() is not None:
+            raise EngineUnavailable("OPA is not running (the supervisor is restarting it)")
+        return await proc.aclient.evaluate(DECISION_PATH, input_document)
 
     @property
     def source(self) -> PolicySource:
@@ -259,6 +270,7 @@ class RemoteOpaEngine:
 
     def __init__(self, address: str, *, policy: PolicyInfo, timeout: float = 2.0) -> None:
         self._client = OpaClient(address, timeout=timeout)
+        self._aclient = AsyncOpaClient(address, timeout=timeout)
         self._policy = policy
         self._version = self._query_version()
 
@@ -273,6 +285,10 @@ class RemoteOpaEngine:
         """Evaluate ``data.releasegate.decision`` on the remote OPA."""
         return self._client.evaluate(DECISION_PATH, input_document)
 
+    async def evaluate_async(self, input_document: Mapping[str, Any]) -> PolicyResult:
+        """``evaluate`` from the event loop (no thread)."""
+        return await self._aclient.evaluate(DECISION_PATH, input_document)
+
     @property
     def info(self) -> EngineInfo:
         """``opa`` as reached remotely."""
@@ -284,8 +300,9 @@ class RemoteOpaEngine:
         return self._policy
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close the connections."""
         self._client.close()
+        self._aclient.close()
 
 
 def opa_environment(gogc: int | None) -> dict[str, str]:
@@ -304,6 +321,7 @@ def opa_environment(gogc: int | None) -> dict[str, str]:
 
 def _stop_process(proc: _Process) -> None:
     proc.client.close()
+    proc.aclient.close()
     _stop(proc.popen)
     if proc.snapshot is not None:
         proc.snapshot.unlink(missing_ok=True)

@@ -59,6 +59,8 @@ class ApprovalProvider(Protocol):
 class NoSloConfigured:
     """The SLO provider used when no Prometheus / SLO configuration is set."""
 
+    may_block = False
+
     def collect(self, release: ReleaseFacts, *, now_ns: int) -> SloSection:
         """Always ``missing``: no SLO is configured for any service."""
         return SloSection(status=SectionStatus.MISSING, message="no SLO configured")
@@ -66,6 +68,8 @@ class NoSloConfigured:
 
 class NoApprovalStore:
     """The approval provider for ``check --local`` without a state directory."""
+
+    may_block = False
 
     def collect(self, release: ReleaseFacts, artifact: ArtifactFacts) -> ApprovalsSection:
         """An empty, but known, set of approvals."""
@@ -80,3 +84,13 @@ class FactProviders:
     vulnerabilities: VulnerabilityProvider
     slo: SloStateProvider
     approvals: ApprovalProvider
+
+    def may_block(self) -> bool:
+        """Whether gathering facts may wait on the network (Prometheus, a database server).
+
+        A provider says it never does with ``may_block = False`` (it only computes, or reads
+        a local file); one that does not say is assumed to. The service gathers facts on its
+        event loop only when none may block (``DecisionPipeline.decide_async``).
+        """
+        providers = (self.provenance, self.vulnerabilities, self.slo, self.approvals)
+        return any(getattr(p, "may_block", True) for p in providers)

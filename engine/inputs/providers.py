@@ -22,6 +22,8 @@ from engine.models.vulnerabilities import VulnerabilitiesSection
 class SigstoreProvenance:
     """Verifies Sigstore bundles and key-signed DSSE envelopes offline."""
 
+    may_block = False  # offline: the trust root and keys are local files
+
     def __init__(self, verifier: ProvenanceVerifier) -> None:
         self.verifier = verifier
 
@@ -43,6 +45,8 @@ class ScanReports:
     report with its keys reordered is parsed again). Malformed reports raise every time
     and are not kept.
     """
+
+    may_block = False
 
     def __init__(self, cache_size: int = 256) -> None:
         self._cache_size = cache_size
@@ -75,6 +79,8 @@ class ScanReports:
 
 class PrometheusSlo:
     """SLO state read from Prometheus at the decision time."""
+
+    may_block = True  # HTTP queries, bounded by the configured timeout
 
     def __init__(self, provider: SloProvider) -> None:
         self.provider = provider

@@ -123,6 +123,44 @@ class DecisionLog:
         Raises :class:`StoreError` when the record cannot be committed: the caller must
         then return no verdict (HTTP 503).
         """
+        draft = self._draft(
+            decision,
+            input_document=input_document,
+            caller=caller,
+            adapter=adapter,
+            input_canonical=input_canonical,
+        )
+        return _with_record(decision, self.store.append(draft, self._seal))
+
+    async def append_async(
+        self,
+        decision: Decision,
+        *,
+        input_document: dict[str, Any],
+        caller: str | None,
+        adapter: str,
+        input_canonical: bytes | None = None,
+    ) -> Decision:
+        """``append`` from an event loop: the record is drafted here, the commit awaited."""
+        draft = self._draft(
+            decision,
+            input_document=input_document,
+            caller=caller,
+            adapter=adapter,
+            input_canonical=input_canonical,
+        )
+        return _with_record(decision, await self.store.append_async(draft, self._seal))
+
+    def _draft(
+        self,
+        decision: Decision,
+        *,
+        input_document: dict[str, Any],
+        caller: str | None,
+        adapter: str,
+        input_canonical: bytes | None,
+    ) -> RecordDraft:
+        """Mask the input and encode every record member but ``log`` (the writer adds it)."""
         request = RequestMeta(caller=caller, adapter=adapter, dry_run=decision.dry_run)
         if self.masks:
             masked = apply_masks({"input": input_document}, self.masks)
@@ -145,7 +183,7 @@ class DecisionLog:
                 copy_input=False,
             )
         known = {} if self.masks or input_canonical is None else {"input": input_canonical}
-        draft = RecordDraft(
+        return RecordDraft(
             body=body,
             members=canonical_members(body, known=known),
             decision_id=decision.decision_id,
@@ -159,9 +197,6 @@ class DecisionLog:
             dry_run=decision.dry_run,
             reasons=tuple(r.code for r in decision.reasons),
         )
-        record = self.store.append(draft, self._seal)
-        log, signature = log_and_signature(record)
-        return decision.model_copy(update={"log": log, "signature": signature})
 
     def _seal(self, draft: RecordDraft, index: int, prev: str) -> tuple[dict[str, Any], bytes]:
         return seal(draft.body, index, prev, self.signer, members=draft.members)
@@ -344,6 +379,11 @@ class DecisionLog:
             out.write(body + "\n")
         out.write(json.dumps(cp.to_json(), ensure_ascii=False) + "\n")
         return cp
+
+
+def _with_record(decision: Decision, record: dict[str, Any]) -> Decision:
+    log, signature = log_and_signature(record)
+    return decision.model_copy(update={"log": log, "signature": signature})
 
 
 def open_decision_log(

@@ -13,12 +13,15 @@ on SQLite's own locking, which stays correct on its own.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from pathlib import Path
 from types import TracebackType
 
 from engine.errors import StoreError, map_errors
+
+_logger = logging.getLogger(__name__)
 
 LOCK_SUFFIX = "-writer.lock"
 
@@ -29,7 +32,9 @@ def sqlite_lock_path(url: str) -> Path | None:
     if not url.startswith(prefix):
         return None
     path = url[len(prefix) :].split("?", 1)[0]
-    if not path or path == ":memory:":
+    if path.startswith("file:"):  # a URI filename (``?uri=true``), e.g. ``file:/x?mode=ro``
+        path = path[len("file:") :]
+    if not path or path == ":memory:" or "mode=memory" in url:
         return None
     return Path(path + LOCK_SUFFIX)
 
@@ -38,7 +43,9 @@ class ProcessWriteLock:
     """An exclusive ``flock`` held around each log transaction (a no-op without a path).
 
     One instance belongs to one store, whose writer thread is the only one taking it; the
-    thread lock only guards ``close`` against a transaction in progress.
+    thread lock only guards ``close`` against a transaction in progress. A lock file that
+    cannot be created (a read-only state directory) costs only the hand-over: SQLite's own
+    locking keeps the log correct, so the store works on without it, with a warning.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -46,8 +53,10 @@ class ProcessWriteLock:
         self._guard = threading.Lock()
         self._fd: int | None = None
         if path is not None:
-            with map_errors(StoreError, f"cannot open the log writer lock {path}"):
+            try:
                 self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                _logger.warning("no log writer lock at %s (%s): SQLite's locking alone", path, exc)
 
     def __enter__(self) -> None:
         self._guard.acquire()

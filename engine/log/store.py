@@ -69,6 +69,9 @@ class RecordStore(Protocol):
     def append(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
         """Seal ``draft`` at the next index and commit it; returns the full record."""
 
+    async def append_async(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
+        """``append`` awaited from an event loop."""
+
     def head(self) -> tuple[int, str]:
         """``(size, last record hash)`` of the committed log."""
 
@@ -216,6 +219,10 @@ class SqlRecordStore:
     def append(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
         """Queue for the writer and wait for the commit."""
         return self._writer.submit(draft, seal)
+
+    async def append_async(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
+        """Queue for the writer and await the commit (no thread waits)."""
+        return await self._writer.submit_async(draft, seal)
 
     def _commit_batch(
         self, run: Callable[[int, str, Callable[[Iterable[NodeKey]], dict[NodeKey, bytes]]], Any]

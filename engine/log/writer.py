@@ -9,6 +9,7 @@ is retried draft by draft so one bad draft cannot sink its neighbours.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -86,6 +87,26 @@ class GroupCommitWriter:
 
     def submit(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
         """Queue ``draft``; block until it is committed. Raises :class:`StoreError`."""
+        pending = self._enqueue(draft, seal)
+        try:
+            return pending.future.result(timeout=APPEND_TIMEOUT_S)
+        except FutureTimeout as exc:
+            raise StoreError("the decision log did not commit in time") from exc
+
+    async def submit_async(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
+        """``submit`` from an event loop: the caller awaits the commit instead of blocking.
+
+        A caller that gives up (timeout, cancelled request) leaves the append queued: the
+        record is still committed, as with ``submit``.
+        """
+        pending = self._enqueue(draft, seal)
+        try:
+            async with asyncio.timeout(APPEND_TIMEOUT_S):
+                return await asyncio.shield(asyncio.wrap_future(pending.future))
+        except TimeoutError as exc:
+            raise StoreError("the decision log did not commit in time") from exc
+
+    def _enqueue(self, draft: RecordDraft, seal: Sealer) -> _Pending:
         with self._start_lock:
             if self._closed:
                 raise StoreError("the decision log is closed")
@@ -96,10 +117,7 @@ class GroupCommitWriter:
                 self._thread.start()
         pending = _Pending(draft, seal)
         self._queue.put(pending)
-        try:
-            return pending.future.result(timeout=APPEND_TIMEOUT_S)
-        except FutureTimeout as exc:
-            raise StoreError("the decision log did not commit in time") from exc
+        return pending
 
     def close(self) -> None:
         """Finish queued appends and stop the thread."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import io
 import json
@@ -103,6 +104,8 @@ def test_sqlite_lock_path_sits_next_to_the_database(tmp_path: Path) -> None:
     db = tmp_path / "log.db"
     assert sqlite_lock_path(f"sqlite:///{db}") == Path(f"{db}-writer.lock")
     assert sqlite_lock_path(f"sqlite:///{db}?mode=rwc") == Path(f"{db}-writer.lock")
+    assert sqlite_lock_path(f"sqlite:///file:{db}?mode=ro&uri=true") == Path(f"{db}-writer.lock")
+    assert sqlite_lock_path("sqlite:///file:x?mode=memory&uri=true") is None
     assert sqlite_lock_path("sqlite://") is None
     assert sqlite_lock_path("sqlite:///:memory:") is None
     assert sqlite_lock_path("postgresql+psycopg://u@h/db") is None
@@ -132,3 +135,29 @@ def test_sqlite_append_waits_for_another_process_writer(tmp_path: Path) -> None:
     finally:
         os.close(other)
         log.close()
+
+
+def test_sqlite_appends_awaited_from_an_event_loop_share_commits(tmp_path: Path) -> None:
+    """The service's path: many decisions awaiting their commit on one loop, one sequence."""
+    state = tmp_path / "state"
+    log = open_decision_log(state)
+
+    async def append_all() -> list[str]:
+        async def one(writer: int, n: int) -> str:
+            d = await log.append_async(
+                make_decision(writer * 1000 + n),
+                input_document=input_doc(n),
+                caller=f"a{writer}",
+                adapter="api",
+            )
+            assert d.log is not None and d.signature is not None
+            return d.decision_id
+
+        jobs = [one(w, n) for w in range(WRITERS) for n in range(APPENDS)]
+        return list(await asyncio.gather(*jobs))
+
+    try:
+        ids = asyncio.run(append_all())
+    finally:
+        log.close()
+    _verify_all(state, None, ids)

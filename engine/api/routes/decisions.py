@@ -1,7 +1,7 @@
 """``/v1/decisions``: decide (role ci), and read, query, prove and attest records (auditor).
 
-Routes are sync ``def``: FastAPI runs them in its threadpool, since the pipeline blocks on
-OPA and on the log writer's commit.
+Deciding runs on the event loop (``DecisionPipeline.decide_async``: OPA awaited over asyncio,
+the log's commit awaited); the read routes are sync ``def``, run in FastAPI's threadpool.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ When the log cannot be written the answer is 503 and carries no verdict."""
     description=_DECIDE_DOC,
     responses=error_responses(401, 403, 413, 422, 429, 503),
 )
-def decide(
+async def decide(
     request: DecisionRequestV1,
     principal: CiPrincipal,
     pipeline: PipelineDep,
@@ -51,7 +51,7 @@ def decide(
     The body is serialized here, once: returning the model would have FastAPI validate it
     against ``response_model`` again before serializing it (measured on the hot path).
     """
-    decision = pipeline.decide(request, caller=principal.subject, adapter="api")
+    decision = await pipeline.decide_async(request, caller=principal.subject, adapter="api")
     response = Response(decision.model_dump_json(), media_type="application/json")
     set_decision_id(response, decision.decision_id)
     return response
