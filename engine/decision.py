@@ -251,9 +251,22 @@ class DecisionPipeline:
             document = await anyio.to_thread.run_sync(build)
         else:
             document = build()
+        return await self.decide_document_async(
+            document, dry_run=request.dry_run, caller=caller, adapter=adapter
+        )
+
+    async def decide_document_async(
+        self,
+        document: InputDocumentV1,
+        *,
+        dry_run: bool = False,
+        caller: str | None = None,
+        adapter: Adapter = "cli",
+    ) -> Decision:
+        """:meth:`decide_document` on an event loop (OPA and the commit awaited)."""
         doc, canonical = _encoded(document)
         result = await evaluate_async(self.engine, doc)
-        decision = self._decision(document, result, canonical, dry_run=request.dry_run)
+        decision = self._decision(document, result, canonical, dry_run=dry_run)
         if self.recorder is None:
             return decision
         return await record_on_loop(

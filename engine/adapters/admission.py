@@ -23,6 +23,7 @@ Identity of the admission decision (documented in ``examples/k8s/README.md``):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -31,6 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import anyio
 
 from engine.adapters import admission_objects as objects
 from engine.decision import DecisionPipeline
@@ -315,6 +318,33 @@ class AdmissionController:
         try:
             parsed = parse_review(body)
             decision = self.decide(parsed, caller=caller, environment=environment)
+        except InputError as exc:
+            if uid is None:
+                raise
+            return malformed_response(uid, exc), None
+        return admission_response(parsed.uid, decision, subject=_subject(parsed)), decision
+
+    async def review_async(
+        self,
+        body: object,
+        *,
+        caller: str | None,
+        environment: str | None = None,
+        priors_may_block: bool = True,
+    ) -> tuple[dict[str, Any], Decision | None]:
+        """:meth:`review` on an event loop, for the service: the prior decisions are read on
+        the loop unless reading them may wait on a database server (``priors_may_block``),
+        OPA and the log's commit are awaited."""
+        uid = peek_uid(body)
+        try:
+            parsed = parse_review(body)
+            build = functools.partial(
+                self.build_document, parsed, caller=caller, environment=environment
+            )
+            document = await anyio.to_thread.run_sync(build) if priors_may_block else build()
+            decision = await self.pipeline.decide_document_async(
+                document, dry_run=parsed.dry_run, caller=caller, adapter="admission"
+            )
         except InputError as exc:
             if uid is None:
                 raise

@@ -105,6 +105,11 @@ class DecisionLog:
         """Finish pending appends and release the database."""
         self.store.close()
 
+    @property
+    def may_block(self) -> bool:
+        """Whether a read may wait on a database server (not just a local SQLite file)."""
+        return not getattr(self.store, "is_sqlite", False)
+
     def append(
         self,
         decision: Decision,

@@ -3,6 +3,8 @@ AdmissionReview shapes for every kind, CREATE and UPDATE, dryRun, malformed revi
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from datetime import datetime
 from typing import Any
@@ -275,3 +277,34 @@ def test_prior_lookup_is_one_per_distinct_digest(
     ctl = AdmissionController(pipeline=pipeline, priors=CountingLog(), config=DEV)
     ctl.review(review("Pod", spec), caller="k")
     assert sorted(calls) == [DIGEST_A, DIGEST_B]
+
+
+@pytest.mark.parametrize("priors_may_block", [False, True])
+def test_review_async_answers_as_review_does(
+    priors_may_block: bool, pipeline: DecisionPipeline, decision_log: DecisionLog
+) -> None:
+    """The service's path (on the event loop) gives the same answers as the blocking one."""
+    prior = ci_allow(pipeline)
+    ctl = controller(pipeline, decision_log)
+
+    def answer_async(body: Any) -> tuple[dict[str, Any], Decision | None]:
+        return asyncio.run(ctl.review_async(body, caller="k", priors_may_block=priors_may_block))
+
+    for body in (review("Deployment"), review("Pod", image="ghcr.io/acme/payments:1.4"),
+                 _broken(["apiVersion"], "admission.k8s.io/v1beta1")):  # fmt: skip
+        want, want_decision = ctl.review(body, caller="k")
+        got, got_decision = answer_async(body)
+        if want_decision is None:
+            assert got_decision is None and got == want
+            continue
+        assert got_decision is not None
+        assert got_decision.verdict is want_decision.verdict
+        assert got_decision.reasons == want_decision.reasons
+        # Equal but for the decision id, which the message and annotations carry.
+        got_text = json.dumps(got).replace(got_decision.decision_id, "<id>")
+        assert got_text == json.dumps(want).replace(want_decision.decision_id, "<id>")
+        record = decision_log.get(got_decision.decision_id)
+        assert record is not None and record.request.adapter == "admission"
+    with pytest.raises(InputError):
+        answer_async([])
+    assert prior.decision_id

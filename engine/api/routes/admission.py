@@ -60,7 +60,7 @@ def admission_config(settings: Settings) -> AdmissionConfig:
     )
 
 
-def _answer(
+async def _answer(
     body: Any,
     *,
     principal: AdmissionPrincipal,
@@ -72,7 +72,9 @@ def _answer(
     controller = AdmissionController(
         pipeline=pipeline, priors=cached_priors(log), config=admission_config(settings)
     )
-    review, decision = controller.review(body, caller=principal.subject, environment=environment)
+    review, decision = await controller.review_async(
+        body, caller=principal.subject, environment=environment, priors_may_block=log.may_block
+    )
     headers = {DECISION_ID_HEADER: decision.decision_id} if decision is not None else None
     return JSONResponse(review, headers=headers)
 
@@ -83,7 +85,7 @@ def _answer(
     description=_DOC,
     responses=error_responses(401, 403, 413, 422, 429, 503),
 )
-def admission(
+async def admission(
     body: Annotated[Any, Body()],
     principal: AdmissionPrincipal,
     pipeline: PipelineDep,
@@ -91,7 +93,7 @@ def admission(
     settings: SettingsDep,
 ) -> JSONResponse:
     """Decide an AdmissionReview in the namespace's mapped environment."""
-    return _answer(
+    return await _answer(
         body, principal=principal, pipeline=pipeline, log=log, settings=settings, environment=None
     )
 
@@ -102,7 +104,7 @@ def admission(
     description=_DOC,
     responses=error_responses(401, 403, 413, 422, 429, 503),
 )
-def admission_in_environment(
+async def admission_in_environment(
     environment: str,
     body: Annotated[Any, Body()],
     principal: AdmissionPrincipal,
@@ -111,7 +113,7 @@ def admission_in_environment(
     settings: SettingsDep,
 ) -> JSONResponse:
     """Decide an AdmissionReview in the environment named by the path."""
-    return _answer(
+    return await _answer(
         body,
         principal=principal,
         pipeline=pipeline,
