@@ -16,13 +16,13 @@ they belong to no loop: any loop may use an idle one, and ``close`` works from a
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.errors import EngineUnavailable, PolicyEvalError
+from engine.engines.opa_http import decision_result, input_body
+from engine.errors import EngineUnavailable
 from engine.models.decision import PolicyResult
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -106,22 +106,8 @@ class AsyncOpaClient:
 
     async def evaluate(self, path: str, input_document: Mapping[str, Any]) -> PolicyResult:
         """Evaluate ``data.<path>`` and validate it as the decision result."""
-        body = json.dumps({"input": input_document}, separators=(",", ":")).encode()
-        status, raw = await self.request("POST", f"/v1/data/{path}", body)
-        if status != 200:
-            raise PolicyEvalError(
-                f"OPA answered HTTP {status}: {raw[:500].decode(errors='replace')}"
-            )
-        try:
-            document = json.loads(raw)
-        except ValueError as exc:
-            raise PolicyEvalError(f"OPA answered with malformed JSON: {exc}") from exc
-        if not isinstance(document, dict) or "result" not in document:
-            raise PolicyEvalError(f"data.{path.replace('/', '.')} is undefined for this input")
-        try:
-            return PolicyResult.model_validate(document["result"])
-        except ValueError as exc:
-            raise PolicyEvalError(f"malformed policy result: {exc}") from exc
+        status, raw = await self.request("POST", f"/v1/data/{path}", input_body(input_document))
+        return decision_result(path, status, raw)
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         """One request, bounded by ``timeout``; one retry when a reused connection was stale."""

@@ -36,6 +36,29 @@ from engine.engines.http_wire import (
 from engine.errors import EngineUnavailable, PolicyEvalError
 from engine.models.decision import PolicyResult
 
+
+def input_body(input_document: Mapping[str, Any]) -> bytes:
+    """The Data API request body: ``{"input": ...}``, compact."""
+    return json.dumps({"input": input_document}, separators=(",", ":")).encode()
+
+
+def decision_result(path: str, status: int, raw: bytes) -> PolicyResult:
+    """OPA's answer for ``data.<path>`` as a validated result; :class:`PolicyEvalError` when
+    it is not 200, not JSON, undefined, or not a policy result."""
+    if status != 200:
+        raise PolicyEvalError(f"OPA answered HTTP {status}: {raw[:500].decode(errors='replace')}")
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise PolicyEvalError(f"OPA answered with malformed JSON: {exc}") from exc
+    if not isinstance(document, dict) or "result" not in document:
+        raise PolicyEvalError(f"data.{path.replace('/', '.')} is undefined for this input")
+    try:
+        return PolicyResult.model_validate(document["result"])
+    except ValueError as exc:
+        raise PolicyEvalError(f"malformed policy result: {exc}") from exc
+
+
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _HEADS_CACHED = 64
@@ -185,22 +208,8 @@ class OpaClient:
 
     def evaluate(self, path: str, input_document: Mapping[str, Any]) -> PolicyResult:
         """Evaluate ``data.<path>`` and validate it as the decision result."""
-        body = json.dumps({"input": input_document}, separators=(",", ":")).encode()
-        status, raw = self.request("POST", f"/v1/data/{path}", body)
-        if status != 200:
-            raise PolicyEvalError(
-                f"OPA answered HTTP {status}: {raw[:500].decode(errors='replace')}"
-            )
-        try:
-            document = json.loads(raw)
-        except ValueError as exc:
-            raise PolicyEvalError(f"OPA answered with malformed JSON: {exc}") from exc
-        if not isinstance(document, dict) or "result" not in document:
-            raise PolicyEvalError(f"data.{path.replace('/', '.')} is undefined for this input")
-        try:
-            return PolicyResult.model_validate(document["result"])
-        except ValueError as exc:
-            raise PolicyEvalError(f"malformed policy result: {exc}") from exc
+        status, raw = self.request("POST", f"/v1/data/{path}", input_body(input_document))
+        return decision_result(path, status, raw)
 
     def close(self) -> None:
         """Close every thread's connection."""
