@@ -1,5 +1,7 @@
 """Progressive-delivery hooks (role ``rollout``): Argo Rollouts ``web`` metric and Flagger
 webhooks. Every call is a logged decision; its id is in ``X-Releasegate-Decision-Id``.
+Decided on the event loop like ``POST /v1/decisions`` (the SLO queries to Prometheus, when
+configured, run in a worker thread: ``FactProviders.may_block``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ router = APIRouter(tags=["hooks"])
     '`failureCondition: result == "rollback"` (a pause is inconclusive).',
     responses=error_responses(401, 403, 413, 422, 429, 503),
 )
-def argo_rollouts(
+async def argo_rollouts(
     body: Annotated[Any, Body()], principal: RolloutPrincipal, pipeline: PipelineDep
 ) -> JSONResponse:
     """Decide the live state of a rollout step; 200 for every verdict."""
     hook = rollouts.parse_rollout_hook(body)
-    decision = pipeline.decide(
+    decision = await pipeline.decide_async(
         hook.to_decision_request(), caller=principal.subject, adapter="argo-rollouts"
     )
     return JSONResponse(
@@ -48,7 +50,7 @@ def argo_rollouts(
     "post-rollout always answers 200.",
     responses=error_responses(401, 403, 404, 413, 422, 429, 503),
 )
-def flagger_hook(
+async def flagger_hook(
     hook: str, body: Annotated[Any, Body()], principal: RolloutPrincipal, pipeline: PipelineDep
 ) -> JSONResponse:
     """Decide a Flagger webhook; the status code carries the verdict."""
@@ -57,7 +59,7 @@ def flagger_hook(
     except LookupError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
     payload = flagger.parse_payload(body)
-    decision = pipeline.decide(
+    decision = await pipeline.decide_async(
         flagger.decision_request(payload, kind), caller=principal.subject, adapter="flagger"
     )
     content = rollouts.metric_response(decision)
