@@ -9,12 +9,17 @@ a malformed status line, header or chunk, a ``Content-Length`` that is not a num
 repeated with another), a transfer or content coding other than ``chunked`` / ``identity``,
 headers over :data:`MAX_HEADER_BYTES` or a body over :data:`MAX_BODY_BYTES` raise
 :class:`Malformed`; it never guesses.
+
+The parser does no I/O (:func:`parse_response` is a generator that says how many more bytes
+it wants and is sent what arrived), so the blocking client (:func:`read_response`) and the
+event-loop client (:mod:`engine.engines.opa_async`) read answers the same way.
 """
 
 from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Generator
 from time import monotonic
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -32,6 +37,12 @@ _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 class Malformed(Exception):
     """The response breaks HTTP/1.1 framing or the size limits."""
+
+
+Response = tuple[int, bytes, bool]
+"""Status, body, and whether the connection may carry the next request."""
+Parser = Generator[int, bytes, Response]
+"""Yields how many bytes it wants next; is sent the bytes received (``b""``: the peer closed)."""
 
 
 def remaining(deadline: float) -> float:
@@ -73,23 +84,21 @@ def _content_length(value: bytes) -> int:
 
 
 class _Reader:
-    """Bytes already received plus more from the socket, for the rarer body framings."""
+    """Bytes already received, and the body framings that may need more of them."""
 
-    __slots__ = ("sock", "deadline", "data", "pos")
+    __slots__ = ("data", "pos")
 
-    def __init__(self, sock: socket.socket, deadline: float, data: bytes, pos: int) -> None:
-        self.sock = sock
-        self.deadline = deadline
+    def __init__(self, data: bytes, pos: int) -> None:
         self.data = data
         self.pos = pos
 
-    def more(self, size: int, what: str) -> bytes:
-        chunk = recv_some(self.sock, size, self.deadline)
+    def more(self, size: int, what: str) -> Generator[int, bytes, bytes]:
+        chunk = yield size
         if not chunk:
             raise Malformed(f"the connection closed inside {what}")
         return chunk
 
-    def line(self) -> bytes:
+    def line(self) -> Generator[int, bytes, bytes]:
         """The next line, without its CRLF (or LF)."""
         while True:
             end = self.data.find(b"\n", self.pos)
@@ -99,10 +108,11 @@ class _Reader:
                 return line[:-1] if line.endswith(b"\r") else line
             if len(self.data) - self.pos > MAX_HEADER_BYTES:
                 raise Malformed(f"a chunk-size or trailer line exceeds {MAX_HEADER_BYTES} bytes")
-            self.data = self.data[self.pos :] + self.more(RECV_BYTES, "the chunked body")
+            more = yield from self.more(RECV_BYTES, "the chunked body")
+            self.data = self.data[self.pos :] + more
             self.pos = 0
 
-    def take(self, size: int) -> bytes:
+    def take(self, size: int) -> Generator[int, bytes, bytes]:
         """Exactly ``size`` bytes."""
         end = self.pos + size
         if end <= len(self.data):
@@ -112,18 +122,18 @@ class _Reader:
         parts = [self.data[self.pos :]]
         need = end - len(self.data)
         while need:
-            chunk = self.more(min(need, RECV_BYTES), "the chunked body")
+            chunk = yield from self.more(min(need, RECV_BYTES), "the chunked body")
             parts.append(chunk)
             need -= len(chunk)
         self.data, self.pos = b"", 0
         return b"".join(parts)
 
-    def chunked(self) -> bytes:
+    def chunked(self) -> Generator[int, bytes, bytes]:
         """A ``Transfer-Encoding: chunked`` body; its trailer fields are read and ignored."""
         parts: list[bytes] = []
         total = 0
         while True:
-            line = self.line()
+            line = yield from self.line()
             size_text = line.split(b";", 1)[0].strip(b" \t")
             if not size_text or len(size_text) > 16 or size_text.translate(None, _HEX_DIGITS):
                 raise Malformed(f"bad chunk-size line {line[:80]!r}")
@@ -133,36 +143,34 @@ class _Reader:
             total += size
             if total > MAX_BODY_BYTES:
                 raise Malformed(f"the chunked body exceeds {MAX_BODY_BYTES} bytes")
-            parts.append(self.take(size))
-            if self.line():
+            parts.append((yield from self.take(size)))
+            if (yield from self.line()):
                 raise Malformed("chunk data is not followed by CRLF")
         trailer = 0
-        while line := self.line():
+        while line := (yield from self.line()):
             trailer += len(line)
             if trailer > MAX_HEADER_BYTES:
                 raise Malformed(f"the trailer section exceeds {MAX_HEADER_BYTES} bytes")
         return b"".join(parts)
 
-    def exactly(self, length: int) -> bytes:
+    def exactly(self, length: int) -> Generator[int, bytes, bytes]:
         """A body of ``Content-Length`` bytes."""
-        have = len(self.data) - self.pos
-        out = bytearray(length)
-        out[:have] = self.data[self.pos :]
-        with memoryview(out) as view:
-            while have < length:
-                self.sock.settimeout(remaining(self.deadline))
-                got = self.sock.recv_into(view[have:])
-                if not got:
-                    raise Malformed(f"the connection closed after {have} of {length} body bytes")
-                have += got
+        parts = [self.data[self.pos :]]
+        have = len(parts[0])
+        while have < length:
+            chunk = yield min(length - have, RECV_BYTES)
+            if not chunk:
+                raise Malformed(f"the connection closed after {have} of {length} body bytes")
+            parts.append(chunk)
+            have += len(chunk)
         self.data, self.pos = b"", 0
-        return bytes(out)
+        return b"".join(parts)
 
-    def until_close(self) -> bytes:
+    def until_close(self) -> Generator[int, bytes, bytes]:
         """A body delimited by the end of the connection."""
         parts = [self.data[self.pos :]]
         total = len(parts[0])
-        while chunk := recv_some(self.sock, RECV_BYTES, self.deadline):
+        while chunk := (yield RECV_BYTES):
             total += len(chunk)
             if total > MAX_BODY_BYTES:
                 raise Malformed(f"the response body exceeds {MAX_BODY_BYTES} bytes")
@@ -171,9 +179,19 @@ class _Reader:
         return b"".join(parts)
 
 
-def read_response(
-    sock: socket.socket, buf: bytes, deadline: float, *, head_only: bool
-) -> tuple[int, bytes, bool]:
+def read_response(sock: socket.socket, buf: bytes, deadline: float, *, head_only: bool) -> Response:
+    """The response whose first bytes are ``buf``, read from a blocking socket by ``deadline``."""
+    parser = parse_response(buf, head_only=head_only)
+    try:
+        want = next(parser)
+        while True:
+            want = parser.send(recv_some(sock, want, deadline))
+    except StopIteration as done:
+        response: Response = done.value
+        return response
+
+
+def parse_response(buf: bytes, *, head_only: bool) -> Parser:
     """Parse the response whose first bytes are ``buf``: (status, body, keep the connection)."""
     start = 0
     while True:
@@ -181,7 +199,7 @@ def read_response(
         while last_lf < 0:
             if len(buf) - start > MAX_HEADER_BYTES:
                 raise Malformed(f"the response headers exceed {MAX_HEADER_BYTES} bytes")
-            more = recv_some(sock, RECV_BYTES, deadline)
+            more = yield RECV_BYTES
             if not more:
                 raise Malformed("the connection closed inside the response headers")
             buf += more
@@ -232,11 +250,11 @@ def read_response(
         return status, b"", keep and len(buf) == body_start
     transfer = fields.get(b"transfer-encoding")
     length = fields.get(b"content-length")
-    reader = _Reader(sock, deadline, buf, body_start)
+    reader = _Reader(buf, body_start)
     if transfer is not None:
         if transfer != b"chunked":
             raise Malformed(f"unsupported Transfer-Encoding {transfer[:40]!r}")
-        body = reader.chunked()
+        body = yield from reader.chunked()
         # A response framed both ways is suspect (RFC 9112 6.3): do not reuse its connection.
         keep = keep and length is None
     elif length is not None:
@@ -246,7 +264,7 @@ def read_response(
         end = body_start + size
         if end <= len(buf):  # the usual case: the whole response came with the first recv
             return status, buf[body_start:end], keep and end == len(buf)
-        body = reader.exactly(size)
+        body = yield from reader.exactly(size)
     else:
-        return status, reader.until_close(), False
+        return status, (yield from reader.until_close()), False
     return status, body, keep and reader.pos == len(reader.data)
