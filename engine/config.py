@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     more than one uses more cores. They share the state directory's log and stores."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Service log level (``serve --log-level``); ``debug`` adds tracebacks."""
+    gc_freeze: bool = True
+    """Exempt the objects alive once the service has started from Python's cyclic garbage
+    collector (``gc.freeze``): full collections no longer walk them under load."""
     database_url: str | None = None
     """SQLAlchemy URL of the decision log; default: SQLite in the state directory."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)

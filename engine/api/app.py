@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 from engine import __version__
 from engine.api.deps import AppState
 from engine.api.errors import install_error_handlers
+from engine.api.heap import freeze_startup_heap, thaw_heap
 from engine.api.metrics import MeteredEngine, MeteredRecorder, ServiceMetrics
 from engine.api.middleware import ServiceMiddleware
 from engine.approvals import ApprovalStore
@@ -33,6 +34,7 @@ from engine.models.decision import Decision
 from engine.runtime import Runtime, open_runtime
 
 _decision_logger = logging.getLogger("releasegate.decisions")
+_logger = logging.getLogger("releasegate.api")
 
 OPTIONAL_ROUTERS = ("engine.api.routes.admission", "engine.api.routes.hooks")
 """Adapter routers, included when their modules exist (each exposes ``router``)."""
@@ -146,7 +148,7 @@ def close_state(closers: list[Any]) -> None:
         try:
             closer.close()
         except Exception:  # noqa: BLE001 - keep closing the others
-            logging.getLogger("releasegate.api").exception("error while closing %r", closer)
+            _logger.exception("error while closing %r", closer)
 
 
 def _optional_routers() -> list[APIRouter]:
@@ -186,9 +188,14 @@ def create_app(
             )
         )
         app.state.releasegate = state
+        if settings.gc_freeze:
+            frozen = freeze_startup_heap()
+            _logger.debug("garbage collector: %d startup objects frozen", frozen)
         try:
             yield
         finally:
+            if settings.gc_freeze:
+                thaw_heap()
             app.state.releasegate = None
             await anyio.to_thread.run_sync(close_state, state.closers)
             metrics.close()

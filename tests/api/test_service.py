@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sqlite3
+import weakref
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,31 @@ def test_state_lives_only_while_serving(tmp_path: Path, runtime: Runtime, policy
     assert getattr(app.state, "releasegate", None) is None
     # The shared runtime was adopted, not closed: it still evaluates.
     assert runtime.engine.healthy is True  # type: ignore[attr-defined]
+
+
+class _Cycle:
+    """An object that refers to itself: only the cyclic collector can free it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_startup_heap_is_frozen_only_while_serving(
+    tmp_path: Path, runtime: Runtime, policy_dir: Path, freeze: bool
+) -> None:
+    gc.unfreeze()
+    settings = build_settings(state_dir=tmp_path / "s", bundle=policy_dir, gc_freeze=freeze)
+    app = create_app(settings, runtime=runtime)
+    with TestClient(app) as client:
+        assert client.get("/v1/keys").status_code == 200
+        frozen = gc.get_freeze_count()
+        # Objects made while serving are still collected: a cycle made now is freed.
+        ref = weakref.ref(_Cycle())
+        gc.collect()
+        assert ref() is None
+    if freeze:
+        assert frozen > 10_000  # the app's state, FastAPI's routes, imported modules
+    else:
+        assert frozen == 0
+    assert gc.get_freeze_count() == 0  # thawed on shutdown
