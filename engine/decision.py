@@ -21,7 +21,7 @@ import uuid6
 from engine.engines.base import PolicyEngine
 from engine.errors import PolicyError, PolicyEvalError
 from engine.inputs.base import FactProviders
-from engine.log.canonical import canonical_bytes
+from engine.log.canonical import CanonicalCache, canonical_bytes
 from engine.models.common import Verdict, quantize_ns
 from engine.models.decision import Decision, PolicyResult, Reason
 from engine.models.inputs import AdmissionSection, ArtifactFacts, InputDocumentV1, ReleaseFacts
@@ -175,6 +175,7 @@ class DecisionPipeline:
         self.providers = providers
         self.recorder = recorder
         self._clock = clock
+        self._canonical = CanonicalCache()
 
     def build_input(
         self,
@@ -264,7 +265,7 @@ class DecisionPipeline:
         adapter: Adapter = "cli",
     ) -> Decision:
         """:meth:`decide_document` on an event loop (OPA and the commit awaited)."""
-        doc, canonical = _encoded(document)
+        doc, canonical = self._encoded(document)
         result = await evaluate_async(self.engine, doc)
         decision = self._decision(document, result, canonical, dry_run=dry_run)
         if self.recorder is None:
@@ -287,7 +288,7 @@ class DecisionPipeline:
         adapter: Adapter = "cli",
     ) -> Decision:
         """Evaluate a finished input document, build the Decision, record it."""
-        doc, canonical = _encoded(document)
+        doc, canonical = self._encoded(document)
         result = evaluate(self.engine, doc)
         decision = self._decision(document, result, canonical, dry_run=dry_run)
         if self.recorder is None:
@@ -319,8 +320,14 @@ class DecisionPipeline:
             input_digest=digest_of_canonical(canonical),
         )
 
+    def _encoded(self, document: InputDocumentV1) -> tuple[dict[str, Any], bytes]:
+        """The input document as JSON values, and its RFC 8785 bytes (digest and record).
 
-def _encoded(document: InputDocumentV1) -> tuple[dict[str, Any], bytes]:
-    """The input document as JSON values, and its RFC 8785 bytes (for its digest and record)."""
-    doc = document.model_dump(mode="json")
-    return doc, canonical_bytes(doc)
+        Every section but the clock goes through the pipeline's :class:`CanonicalCache`:
+        the provenance and vulnerability facts of an artifact repeat across its decisions.
+        """
+        doc = document.model_dump(mode="json")
+        return doc, self._canonical.encode_object(doc, cached=_CACHED_SECTIONS)
+
+
+_CACHED_SECTIONS = frozenset(InputDocumentV1.model_fields) - {"now_ns"}

@@ -28,7 +28,7 @@ import orjson
 
 from engine.errors import InputError
 from engine.jsonfast import deep_copy
-from engine.log.canonical import canonical_bytes, canonical_key, digest_ref
+from engine.log.canonical import canonical_bytes, canonical_key, digest_ref, join_members
 from engine.log.signing import ALG, Signer
 from engine.models.common import StrictModel
 from engine.models.decision import Decision, LogInfo, SignatureInfo
@@ -124,12 +124,6 @@ def canonical_members(
         k: canonical_key(k) + b":" + (known[k] if k in known else canonical_bytes(v))
         for k, v in body.items()
     }
-
-
-def join_members(members: dict[str, bytes]) -> bytes:
-    """The canonical object made of pre-encoded members (RFC 8785 §3.2.3 ordering)."""
-    keys = sorted(members, key=lambda k: k.encode("utf-16-be"))
-    return b"{" + b",".join(members[k] for k in keys) + b"}"
 
 
 def seal(

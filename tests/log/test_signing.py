@@ -15,7 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.errors import ConfigError, InputError, SignatureError
-from engine.log.canonical import canonical_bytes, digest_bytes, sha256_ref
+from engine.log.canonical import (
+    CanonicalCache,
+    canonical_bytes,
+    digest_bytes,
+    join_members,
+    sha256_ref,
+)
 from engine.log.keystore import (
     KEYRING_FILE,
     PRIVATE_KEY_FILE,
@@ -23,7 +29,7 @@ from engine.log.keystore import (
     keys_dir,
     load_signing_key,
 )
-from engine.log.record import canonical_members, join_members
+from engine.log.record import canonical_members
 from engine.log.signing import Ed25519Signer, KeyRing, key_id_for, raw_public_bytes
 
 json_values = st.recursive(
@@ -146,3 +152,64 @@ def test_spliced_members_equal_the_full_canonical_encoding(
     members = canonical_members(body)
     members["log"] = canonical_bytes("log") + b":" + canonical_bytes(log)
     assert join_members(members) == canonical_bytes(body | {"log": log})
+
+
+_with_floats = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), _with_floats, max_size=6), st.sets(st.text(max_size=3)))
+def test_cached_encoding_equals_rfc8785_on_miss_and_on_hit(
+    value: dict[str, object], uncached: set[str]
+) -> None:
+    cache = CanonicalCache(max_entries=4)
+    cached = set(value) - uncached
+    first = cache.encode_object(value, cached=cached)
+    again = cache.encode_object(value, cached=cached)
+    assert first == again == canonical_bytes(value)
+
+
+def test_cache_tells_apart_values_json_text_confuses() -> None:
+    cache = CanonicalCache()
+    # Each pair is equal or alike for some encoder; rfc8785 writes different bytes or not.
+    for a, b in [(1, True), (0, False), (None, float("nan")), ("1", 1), ([1, 2], [2, 1])]:
+        for value in (a, b):
+            try:
+                expected: bytes | None = canonical_bytes({"x": value})
+            except InputError:
+                expected = None
+            try:
+                got: bytes | None = cache.encode_object({"x": value}, cached={"x"})
+            except InputError:
+                got = None
+            assert got == expected, (a, b, value)
+    assert cache.encode(1.0) == cache.encode(1) == b"1"  # equal in RFC 8785, cached apart
+
+
+def test_cache_is_bounded_and_keeps_recent_values() -> None:
+    cache = CanonicalCache(max_entries=2, max_entry_bytes=64)
+    for value in ({"a": 1}, {"b": 2}, {"a": 1}, {"c": 3}):
+        cache.encode(value)
+    assert len(cache) == 2 and (cache.hits, cache.misses) == (1, 3)
+    cache.encode({"b": 2})  # evicted: the least recently used
+    assert cache.misses == 4
+    cache.encode("x" * 100)  # larger than an entry may be: encoded, not kept
+    cache.encode("x" * 100)
+    assert cache.misses == 6 and len(cache) == 2
+
+
+def test_cache_refuses_what_rfc8785_refuses_and_keeps_no_failure() -> None:
+    cache = CanonicalCache()
+    for _ in range(2):
+        with pytest.raises(InputError, match="RFC 8785"):
+            cache.encode_object({"x": float("inf")}, cached={"x"})
+        with pytest.raises(InputError, match="RFC 8785"):
+            cache.encode_object({1: "non-string key"}, cached={"x"})  # type: ignore[dict-item]
+    assert len(cache) == 0
