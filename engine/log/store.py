@@ -43,6 +43,7 @@ from engine.log.canonical import ZERO_HASH
 from engine.log.filelock import ProcessWriteLock, sqlite_lock_path
 from engine.log.merkle import NodeKey
 from engine.log.writer import GroupCommitWriter, RecordDraft, Sealer
+from engine.sqldriver import DriverStatement
 
 PG_LOCK_KEY = 0x72656C6561736567  # "releaseg": the advisory lock serializing appends
 
@@ -96,7 +97,7 @@ class RecordStore(Protocol):
 
 
 # The writer's statements. They are compiled once per database dialect and run on the
-# driver's cursor (:class:`_DriverStatement`): with SQLAlchemy's execution layer around each
+# driver's cursor (:class:`DriverStatement`): with SQLAlchemy's execution layer around each
 # of them, a one-record commit cost about twice its CPU.
 _READ_HEAD = select(t.head.c.size, t.head.c.last_hash).where(t.head.c.id == 1)
 _INSERT_RECORDS = insert(t.records)
@@ -111,54 +112,18 @@ _PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 @dataclass(frozen=True)
-class _DriverStatement:
-    """A Core statement compiled for one dialect: its SQL text and how to order parameters.
-
-    The SQL comes from SQLAlchemy's compiler (table definitions in ``tables.py``), never
-    written by hand; only the execution skips SQLAlchemy. The columns the writer binds are
-    plain strings, integers, booleans and bytes, which sqlite3 and psycopg take as they are.
-    """
-
-    sql: str
-    order: tuple[str, ...] | None  # positional drivers (sqlite3: qmark): parameter names
-    fixed: Mapping[str, Any]  # the statement's own literals (``id = 1`` binds ``id_1``)
-
-    @classmethod
-    def compile(cls, stmt: Any, dialect: Any) -> _DriverStatement:
-        compiled = stmt.compile(dialect=dialect)
-        order = tuple(compiled.positiontup) if compiled.positional else None
-        fixed = {
-            name: bind.value
-            for name, bind in compiled.binds.items()
-            if bind.value is not None and not bind.required
-        }
-        return cls(str(compiled), order, fixed)
-
-    def params(self, values: Mapping[str, Any]) -> Any:
-        if self.fixed:
-            values = {**self.fixed, **values}
-        return values if self.order is None else tuple(values[k] for k in self.order)
-
-    def execute(self, cursor: Any, values: Mapping[str, Any] | None = None) -> Any:
-        return cursor.execute(self.sql, self.params(values or {}))
-
-    def executemany(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
-        cursor.executemany(self.sql, [self.params(r) for r in rows])
-
-
-@dataclass(frozen=True)
 class _WriterStatements:
-    read_head: _DriverStatement
-    insert_records: _DriverStatement
-    insert_reasons: _DriverStatement
-    insert_nodes: _DriverStatement
-    move_head: _DriverStatement
-    pg_lock: _DriverStatement
+    read_head: DriverStatement
+    insert_records: DriverStatement
+    insert_reasons: DriverStatement
+    insert_nodes: DriverStatement
+    move_head: DriverStatement
+    pg_lock: DriverStatement
 
     @classmethod
     def for_dialect(cls, dialect: Any) -> _WriterStatements:
-        def c(stmt: Any) -> _DriverStatement:
-            return _DriverStatement.compile(stmt, dialect)
+        def c(stmt: Any) -> DriverStatement:
+            return DriverStatement.compile(stmt, dialect)
 
         return cls(
             c(_READ_HEAD), c(_INSERT_RECORDS), c(_INSERT_REASONS), c(_INSERT_NODES),
@@ -274,7 +239,7 @@ class SqlRecordStore:
         wanted = sorted(set(keys))
         found: dict[NodeKey, bytes] = {}
         for chunk in range(0, len(wanted), 200):
-            query = _DriverStatement.compile(
+            query = DriverStatement.compile(
                 _nodes_query(wanted[chunk : chunk + 200]), self._write.dialect
             )
             for lv, ix, h in query.execute(cursor).fetchall():

@@ -13,6 +13,7 @@ from engine.errors import InputError
 from engine.inputs.base import ApprovalProvider
 from engine.models.common import SectionStatus
 from engine.models.inputs import ArtifactFacts, ReleaseFacts
+from tests.log.conftest import pg_database, postgres_url  # noqa: F401 - fixtures
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -92,3 +93,27 @@ def test_expiry_is_clamped_to_the_configured_maximum(tmp_path: Path) -> None:
         )
     assert [e.loc for e in err.value.errors] == ["body.expires_in_s"]
     store.close()
+
+
+def test_records_and_reads_on_postgresql(pg_database: str) -> None:
+    # The per-decision read runs on the driver's cursor: psycopg's paramstyle and rows.
+    store = ApprovalStore(pg_database, default_ttl_s=3600, max_ttl_s=7200)
+    assert store.may_block is True
+    try:
+        first = store.record(
+            ApprovalInput(release_id="r1", artifact_digest=DIGEST, environment="prod"),
+            approver="bob",
+            approver_roles=["approver", "auditor"],
+        )
+        store.record(
+            ApprovalInput(release_id="r2", artifact_digest=DIGEST, environment="prod"),
+            approver="carol",
+            approver_roles=["approver"],
+        )
+        release = ReleaseFacts(id="r1", service="s", environment="prod", stage="deploy")  # type: ignore[arg-type]
+        section = store.collect(release, ArtifactFacts(digest=DIGEST))
+        assert section.status is SectionStatus.OK
+        assert section.records == [first]
+        assert store.for_release("nothing") == []
+    finally:
+        store.close()
