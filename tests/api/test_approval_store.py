@@ -13,7 +13,6 @@ from engine.errors import InputError
 from engine.inputs.base import ApprovalProvider
 from engine.models.common import SectionStatus
 from engine.models.inputs import ArtifactFacts, ReleaseFacts
-from tests.log.conftest import pg_database, postgres_url  # noqa: F401 - fixtures
 
 DIGEST = "sha256:" + "ab" * 32
 
