@@ -228,8 +228,6 @@ def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
     log_path = workdir / f"opa-{port}.log"
     with log_path.open("wb") as log:
         # Same Go collector target as the service's managed OPA: a like-for-like baseline.
-        # GOMAXPROCS stays Go's default: bare OPA serves 16 clients at once and uses both
-        # cores (one would lower the baseline, and flatter the ratio).
         env = opa_environment(settings.opa_gogc)
         process = subprocess.Popen(  # noqa: S603 - fixed argv
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env

@@ -42,11 +42,6 @@ class Settings(BaseSettings):
     eval_timeout_s: float = Field(default=2.0, gt=0, le=60)
     opa_gogc: int | None = Field(default=400, ge=1)
     """``GOGC`` of the managed OPA (Go's collector target); unset: OPA's own environment."""
-    opa_gomaxprocs: int | None = Field(default=1, ge=1)
-    """``GOMAXPROCS`` of the managed OPA: the cores its Go scheduler runs on at once. It
-    serves one service process, whose interpreter sends it well under a core's worth of
-    work; one saves the idle Go threads' spinning (about a sixth of OPA's CPU per decision).
-    Raise it for policies that take many milliseconds. Unset: OPA's own environment."""
     bundle_poll_s: float = Field(default=10.0, ge=0)
     """How often the service checks its bundle file for a new version (0: never)."""
 

@@ -27,11 +27,7 @@ def build_engine(settings: Settings) -> PolicyEngine:
             settings.opa_url, policy=policy_info(source.path), timeout=settings.eval_timeout_s
         )
     return ManagedOpaEngine(
-        source,
-        opa=find_opa(settings.opa),
-        timeout=settings.eval_timeout_s,
-        gogc=settings.opa_gogc,
-        gomaxprocs=settings.opa_gomaxprocs,
+        source, opa=find_opa(settings.opa), timeout=settings.eval_timeout_s, gogc=settings.opa_gogc
     )
 
 

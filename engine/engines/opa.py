@@ -100,10 +100,9 @@ class ManagedOpaEngine:
         startup_timeout: float = 20.0,
         workdir: Path | None = None,
         gogc: int | None = None,
-        gomaxprocs: int | None = None,
     ) -> None:
         self._opa = opa or find_opa()
-        self._env = opa_environment(gogc, gomaxprocs)
+        self._env = opa_environment(gogc)
         self._version = opa_version(self._opa)
         self._timeout = timeout
         self._startup_timeout = startup_timeout
@@ -306,20 +305,17 @@ class RemoteOpaEngine:
         self._aclient.close()
 
 
-def opa_environment(gogc: int | None, gomaxprocs: int | None = None) -> dict[str, str]:
-    """The environment of an OPA process: ours, with ``GOGC`` / ``GOMAXPROCS`` when given.
+def opa_environment(gogc: int | None) -> dict[str, str]:
+    """The environment of an OPA process: ours, with ``GOGC`` set when ``gogc`` is given.
 
     OPA allocates per request; Go's default collector target (``GOGC=100``) spent about a
     fifth of OPA's CPU per decision here. ``GOGC=400`` trades a larger heap (a few tens of
-    MB for this policy) for 0.84-0.86 instead of 1.03-1.07 ms of CPU per decision.
-    ``GOMAXPROCS=1``: the managed OPA's CPU per decision under load went from 1.14-1.16 to
-    0.93-0.99 ms, the time Go's idle threads spent spinning for work (docs/benchmarks.md).
+    MB for this policy) for 0.84-0.86 instead of 1.03-1.07 ms of CPU per decision
+    (docs/benchmarks.md).
     """
     env = dict(os.environ)
     if gogc is not None:
         env["GOGC"] = str(gogc)
-    if gomaxprocs is not None:
-        env["GOMAXPROCS"] = str(gomaxprocs)
     return env
 
 
