@@ -29,16 +29,24 @@ def fingerprint(value: Any, *, sort_keys: bool = False) -> str | None:
         data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
     except (orjson.JSONEncodeError, RecursionError):
         data = None
-    # NOTE: orjson writes NaN and Infinity as null; a value with a null in it is encoded by
-    # the standard library instead (NaN, Infinity), under another prefix, so that NaN and
-    # null never share a fingerprint.
-    if data is not None and b"null" not in data:
+    # NOTE: orjson writes NaN and Infinity as null. When its text has a null, reading it
+    # back must give the value again (a None where the value had NaN does not: NaN equals
+    # nothing); otherwise the standard library encodes it (NaN, Infinity), under another
+    # prefix, so that NaN and null never share a fingerprint.
+    if data is not None and (b"null" not in data or _round_trips(data, value)):
         return "o" + hashlib.sha256(data).hexdigest()
     try:
         text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
         return None
     return "j" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _round_trips(data: bytes, value: Any) -> bool:
+    try:
+        return bool(orjson.loads(data) == value)
+    except (orjson.JSONDecodeError, RecursionError):
+        return False
 
 
 def deep_copy(document: dict[str, Any]) -> dict[str, Any]:

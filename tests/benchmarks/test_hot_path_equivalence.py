@@ -93,9 +93,17 @@ def test_fingerprints_tell_apart_what_orjson_would_not() -> None:
         {"x": "\ud800"},
         {"x": "\ud801"},
     ]
+    distinct += [
+        {"x": None, "y": None},
+        {"x": None, "y": float("nan")},  # a null elsewhere must not hide the NaN
+        [None, float("inf")],
+        [None, None],
+    ]
     prints = [fingerprint(v) for v in distinct]
     assert None not in prints
     assert len(set(prints)) == len(distinct)
+    # Values with a null (most facts: "message": null) stay on orjson's path.
+    assert fingerprint({"x": None, "y": [1.5, None]}).startswith("o")  # type: ignore[union-attr]
     assert fingerprint({"x": object()}) is None
 
 
