@@ -30,7 +30,7 @@ STAGES = [
     ("parse", "parse the request body (json.loads)"),
     ("validate", "validate the request (pydantic)"),
     ("facts", "facts: provenance (cache hit), scans (memo), approvals query, SLO"),
-    ("input_document", "input document: model_dump + RFC 8785 + SHA-256"),
+    ("input_document", "input document: model_dump + RFC 8785 (sections cached) + SHA-256"),
     ("opa_client", "OPA evaluation, releasegate side (HTTP on the unix socket)"),
     ("opa_process", "OPA evaluation, OPA process"),
     ("record", "record: draft + RFC 8785 of its members"),
@@ -96,7 +96,7 @@ def measure(body: bytes, iterations: int) -> dict[str, float]:
                     thread,
                 ),
                 "input_document": _timed(
-                    lambda: digest_of_canonical(canonical_bytes(document.model_dump(mode="json"))),
+                    lambda: digest_of_canonical(pipeline.encode_input(document)[1]),
                     iterations,
                     thread,
                 ),

@@ -265,7 +265,7 @@ class DecisionPipeline:
         adapter: Adapter = "cli",
     ) -> Decision:
         """:meth:`decide_document` on an event loop (OPA and the commit awaited)."""
-        doc, canonical = self._encoded(document)
+        doc, canonical = self.encode_input(document)
         result = await evaluate_async(self.engine, doc)
         decision = self._decision(document, result, canonical, dry_run=dry_run)
         if self.recorder is None:
@@ -288,7 +288,7 @@ class DecisionPipeline:
         adapter: Adapter = "cli",
     ) -> Decision:
         """Evaluate a finished input document, build the Decision, record it."""
-        doc, canonical = self._encoded(document)
+        doc, canonical = self.encode_input(document)
         result = evaluate(self.engine, doc)
         decision = self._decision(document, result, canonical, dry_run=dry_run)
         if self.recorder is None:
@@ -320,7 +320,7 @@ class DecisionPipeline:
             input_digest=digest_of_canonical(canonical),
         )
 
-    def _encoded(self, document: InputDocumentV1) -> tuple[dict[str, Any], bytes]:
+    def encode_input(self, document: InputDocumentV1) -> tuple[dict[str, Any], bytes]:
         """The input document as JSON values, and its RFC 8785 bytes (digest and record).
 
         Every section but the clock goes through the pipeline's :class:`CanonicalCache`:
