@@ -12,6 +12,11 @@ at 16 clients before, 50-53 ms and 483-486/s after (docs/benchmarks.md, round 4)
 collections skip; objects made later are collected as before, so cycles made per request
 are still freed. The lifespan unfreezes on shutdown, so a process that runs apps one after
 another (the tests) does not keep every earlier app's objects forever.
+
+Frozen objects are still freed by reference counting; only a reference cycle among them
+waits for shutdown. What the startup made and later dropped in a cycle (the managed OPA's
+client objects after a bundle reload replaced them: a few kilobytes per reload) stays
+until then.
 """
 
 from __future__ import annotations
