@@ -5,8 +5,9 @@ that live as long as it does: imported modules, FastAPI's routes, pydantic valid
 SQLAlchemy's compiled statements, the Sigstore trust root, OPA's client. Each full
 collection walked all of them again. Under load a decision allocates enough to set off
 collections often, and the collection's cost landed on whichever request happened to be
-allocating (mostly ``json.loads`` of a request body): 118 ms p99 and 340-406 decisions/s
-at 16 clients before, 50-53 ms and 483-486/s after (docs/benchmarks.md, round 4).
+allocating (mostly ``json.loads`` of a request body). At 16 clients, alternated runs:
+347-408 decisions/s and a p99 of 100-132 ms without, 386-437/s and 55-64 ms with
+(docs/benchmarks.md, round 4).
 
 ``gc.freeze()`` moves every object alive at that moment to a permanent generation that
 collections skip; objects made later are collected as before, so cycles made per request
