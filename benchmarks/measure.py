@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import REPO, cpu_seconds, process_tree
+from benchmarks.procs import REPO, cpu_seconds, named, process_tree
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -20,9 +20,18 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def summarize(
-    name: str, raw: list[dict[str, Any]], target_cpu_s: float, extra: dict[str, Any]
+    name: str,
+    raw: list[dict[str, Any]],
+    target_cpu_s: float,
+    extra: dict[str, Any],
+    *,
+    opa_cpu_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Merge the generators' raw results into one row of figures."""
+    """Merge the generators' raw results into one row of figures.
+
+    ``opa_cpu_s`` is the part of ``target_cpu_s`` spent in OPA processes (the service's
+    managed OPA, or all of it for a bare OPA).
+    """
     latencies = sorted(x for r in raw for x in r["latencies_ms"])
     statuses: dict[str, int] = {}
     for r in raw:
@@ -45,6 +54,7 @@ def summarize(
         "max_ms": round(latencies[-1], 3) if latencies else 0.0,
         "target_cpu_s": round(target_cpu_s, 3),
         "cpu_ms_per_req": round(target_cpu_s * 1000 / n, 3) if n else 0.0,
+        "opa_cpu_ms_per_req": round(opa_cpu_s * 1000 / n, 3) if n else 0.0,
         "loadgen_cpu_s": round(gen_cpu, 3),
         "loadgen_cpu_ms_per_req": round(gen_cpu * 1000 / n, 3) if n else 0.0,
         "first_error": next((r["first_error"] for r in raw if r["first_error"]), None),
@@ -104,7 +114,8 @@ def run_load(
                 g.kill()
             raise RuntimeError(f"load generator failed during warm-up: {line!r}")
     pids = process_tree(target_pid)
-    cpu0 = cpu_seconds(pids)
+    opa_pids = named(pids, "opa")
+    cpu0, opa0 = cpu_seconds(pids), cpu_seconds(opa_pids)
     for gen in gens:
         assert gen.stdin is not None
         gen.stdin.write("GO\n")
@@ -113,7 +124,7 @@ def run_load(
     for gen in gens:
         assert gen.stdout is not None
         raw.append(json.loads(gen.stdout.readline()))
-    cpu1 = cpu_seconds(pids)
+    cpu1, opa1 = cpu_seconds(pids), cpu_seconds(opa_pids)
     for gen in gens:
         gen.wait()
     return summarize(
@@ -126,4 +137,5 @@ def run_load(
             "loadgen_procs": procs,
             "expect_status": expect_status,
         },
+        opa_cpu_s=opa1 - opa0,
     )

@@ -73,6 +73,18 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def named(pids: list[int], name: str) -> list[int]:
+    """The processes among ``pids`` whose command name (``/proc/<pid>/comm``) is ``name``."""
+    found = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """utime + stime of each process, in seconds (0 for a process that is gone)."""
     total = 0

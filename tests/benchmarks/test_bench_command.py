@@ -20,7 +20,7 @@ from tests.conftest import REPO
 
 ROW_KEYS = {
     "name", "run", "requests", "ok", "statuses", "elapsed_s", "per_s", "p50_ms", "p95_ms",
-    "p99_ms", "max_ms", "target_cpu_s", "cpu_ms_per_req", "loadgen_cpu_s",
+    "p99_ms", "max_ms", "target_cpu_s", "cpu_ms_per_req", "opa_cpu_ms_per_req", "loadgen_cpu_s",
     "loadgen_cpu_ms_per_req", "first_error", "concurrency", "rate", "loadgen_procs",
 }  # fmt: skip
 
@@ -50,6 +50,9 @@ def _check_rows(rows: list[dict[str, Any]], names: set[str], requests: int) -> N
         assert row["ok"] == row["requests"] >= requests - 1
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
         assert row["per_s"] > 0 and row["cpu_ms_per_req"] >= 0
+        assert 0 <= row["opa_cpu_ms_per_req"] <= row["cpu_ms_per_req"]
+        if "OPA" in row["name"] and "releasegate" not in row["name"]:
+            assert row["opa_cpu_ms_per_req"] == row["cpu_ms_per_req"]  # all of it is OPA
 
 
 def test_machine_info_and_arguments(results: dict[str, Any]) -> None:
