@@ -1,12 +1,13 @@
-"""The benchmark's process accounting: which processes are OPA, and their CPU."""
+"""The benchmark's process accounting: which processes of a target's tree are OPA."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
-from benchmarks.procs import cpu_seconds, named, process_tree
+from benchmarks.procs import named, process_tree
 
 
 def test_named_finds_the_opa_processes_of_a_tree(opa_binary: Path) -> None:
@@ -20,12 +21,11 @@ def test_named_finds_the_opa_processes_of_a_tree(opa_binary: Path) -> None:
             tree = process_tree(parent.pid)
             if named(tree, "opa"):
                 break
-            subprocess.run(["sleep", "0.05"], check=True)
+            time.sleep(0.05)
         opa = named(tree, "opa")
         assert len(opa) == 1 and opa[0] != parent.pid
         assert named([parent.pid, os.getpid()], "opa") == []
         assert named([2**22 + 12345], "opa") == []  # no such process: skipped, no error
-        assert cpu_seconds(opa) >= 0 and cpu_seconds([2**22 + 12345]) == 0
     finally:
         for pid in named(process_tree(parent.pid), "opa"):
             os.kill(pid, 15)
