@@ -47,6 +47,11 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
         bad = {k: v for k, v in r["statuses"].items() if k != "200"}
         if bad:
             lines.append(f"    non-200 answers: {bad}; first: {r['first_error']}")
+        if r.get("processes_exited") or r.get("processes_appeared"):
+            lines.append(
+                f"    process tree changed during the run: {r.get('processes_exited', 0)} "
+                f"exited (their CPU is missing), {r.get('processes_appeared', 0)} appeared"
+            )
     return lines
 
 

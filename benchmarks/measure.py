@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import REPO, cpu_seconds, named, process_tree
+from benchmarks.procs import REPO, TreeCpu
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -113,9 +113,8 @@ def run_load(
             for g in gens:
                 g.kill()
             raise RuntimeError(f"load generator failed during warm-up: {line!r}")
-    pids = process_tree(target_pid)
-    opa_pids = named(pids, "opa")
-    cpu0, opa0 = cpu_seconds(pids), cpu_seconds(opa_pids)
+    tree = TreeCpu(target_pid)
+    tree.start()
     for gen in gens:
         assert gen.stdin is not None
         gen.stdin.write("GO\n")
@@ -124,18 +123,20 @@ def run_load(
     for gen in gens:
         assert gen.stdout is not None
         raw.append(json.loads(gen.stdout.readline()))
-    cpu1, opa1 = cpu_seconds(pids), cpu_seconds(opa_pids)
+    tree.stop()
     for gen in gens:
         gen.wait()
     return summarize(
         name,
         raw,
-        cpu1 - cpu0,
+        tree.total_s,
         {
             "concurrency": concurrency,
             "rate": rate,
             "loadgen_procs": procs,
             "expect_status": expect_status,
+            "processes_appeared": len(tree.appeared),
+            "processes_exited": len(tree.exited),
         },
-        opa_cpu_s=opa1 - opa0,
+        opa_cpu_s=tree.named_s,
     )

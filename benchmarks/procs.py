@@ -1,7 +1,7 @@
 """Processes under test: ``releasegate serve``, a bare ``opa run --server``, the load generator.
 
-Also reads CPU time from ``/proc/<pid>/stat`` (a process plus its children, e.g. the service
-and its managed OPA) and describes the machine.
+Also reads CPU time from ``/proc/<pid>/stat`` (a process plus its descendants, e.g. the
+service and its managed OPA) and describes the machine.
 """
 
 from __future__ import annotations
@@ -52,24 +52,33 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of ``/proc/<pid>/stat`` (after the command name), or None when gone."""
     try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            text = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-            found.extend(int(c) for c in text)
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        pass
-    return found
+        return None
+    return stat.rsplit(")", 1)[1].split()
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
+    """``pid`` and its descendants, from every process's parent link in ``/proc``.
+
+    (Not the ``/proc/<pid>/task/<tid>/children`` lists: a thread that exits while they are
+    read hides the children listed after it, which once dropped two workers' OPAs from a run.)
+    """
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields is not None:
+            parents.setdefault(int(fields[1]), []).append(int(entry))  # ppid (field 4)
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        todo.extend(_children(p))
+        todo.extend(parents.get(p, []))
     return out
 
 
@@ -87,15 +96,53 @@ def named(pids: list[int], name: str) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """utime + stime of each process, in seconds (0 for a process that is gone)."""
-    total = 0
+    return sum(cpu_by_process(pids).values())
+
+
+def cpu_by_process(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each live process among ``pids``, in seconds."""
+    out: dict[int, float] = {}
     for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / CLK_TCK
+        fields = _stat_fields(pid)
+        if fields is not None:
+            out[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (14, 15)
+    return out
+
+
+@dataclass
+class TreeCpu:
+    """CPU spent by a process tree between :meth:`start` and :meth:`stop`.
+
+    The tree is walked at both ends: a process that appears meanwhile (a restarted worker
+    or OPA) counts whole; one that exits meanwhile cannot be read at the end, so it is
+    named in ``exited`` instead of being silently counted as zero.
+    """
+
+    root: int
+    name: str = "opa"
+    _before: dict[int, float] = field(default_factory=dict)
+    total_s: float = 0.0
+    named_s: float = 0.0
+    exited: list[int] = field(default_factory=list)
+    appeared: list[int] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Read every process of the tree."""
+        self._before = cpu_by_process(process_tree(self.root))
+
+    def stop(self) -> None:
+        """Walk the tree again and add up what each process spent since :meth:`start`."""
+        pids = process_tree(self.root)
+        after = cpu_by_process(pids)
+        is_named = set(named(pids, self.name))
+        self.total_s = self.named_s = 0.0
+        for pid, seconds in after.items():
+            spent = seconds - self._before.get(pid, 0.0)
+            self.total_s += spent
+            if pid in is_named:
+                self.named_s += spent
+        self.appeared = sorted(set(after) - set(self._before))
+        self.exited = sorted(set(self._before) - set(after))
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:

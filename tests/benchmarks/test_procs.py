@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from benchmarks.procs import named, process_tree
+from benchmarks.procs import TreeCpu, cpu_by_process, cpu_seconds, named, process_tree
 
 
 def test_named_finds_the_opa_processes_of_a_tree(opa_binary: Path) -> None:
@@ -30,3 +31,46 @@ def test_named_finds_the_opa_processes_of_a_tree(opa_binary: Path) -> None:
         for pid in named(process_tree(parent.pid), "opa"):
             os.kill(pid, 15)
         parent.wait(timeout=10)
+
+
+def test_tree_cpu_counts_a_process_that_appears_and_names_one_that_exits() -> None:
+    # A shell with a `sleep` child; on "go" it starts a Python child that burns 0.3 s of CPU.
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+    script = 'sleep 30 & read go; "$PY" -c "$BURN" & wait'
+    env = dict(os.environ, PY=sys.executable, BURN=burn + "time.sleep(30)")
+    parent = subprocess.Popen(  # noqa: S603 - fixed argv
+        ["/bin/sh", "-c", script], stdin=subprocess.PIPE, env=env, text=True
+    )
+    assert parent.stdin is not None
+    try:
+        first = _wait_for_children(parent.pid, 1)
+        tree = TreeCpu(parent.pid, name=Path(sys.executable).name[:15])
+        tree.start()
+        os.kill(first[0], 15)  # `sleep` exits during the measurement
+        parent.stdin.write("go\n")
+        parent.stdin.flush()
+        newcomer = _wait_for_children(parent.pid, 1, exclude=first)
+        deadline = time.monotonic() + 20
+        while cpu_seconds(newcomer) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tree.stop()
+        assert tree.exited == first
+        assert tree.appeared == newcomer
+        assert tree.named_s >= 0.29 and tree.total_s >= tree.named_s
+    finally:
+        for pid in process_tree(parent.pid)[1:]:
+            os.kill(pid, 9)
+        parent.kill()
+        parent.wait(timeout=10)
+        parent.stdin.close()
+
+
+def _wait_for_children(pid: int, count: int, exclude: list[int] | None = None) -> list[int]:
+    """The first ``count`` live descendants of ``pid`` not in ``exclude``."""
+    for _ in range(200):
+        found = [p for p in process_tree(pid) if p != pid and p not in (exclude or [])]
+        found = [p for p in found if cpu_by_process([p])]
+        if len(found) >= count:
+            return found[:count]
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} did not start {count} children")
