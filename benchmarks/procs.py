@@ -271,13 +271,14 @@ class BareOpa:
 def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
     """OPA on the same signed bundle the service loads (its default policy source)."""
     from engine.config import build_settings
-    from engine.engines.opa import find_opa, opa_environment
+    from engine.engines.opa import find_opa, opa_environment, opa_tuning_args
 
     settings = build_settings()
     port = free_port()
     argv = [
         str(find_opa(settings.opa)), "run", "--server",
         "--addr", f"127.0.0.1:{port}", "--skip-version-check",
+        *opa_tuning_args(read_optimized_store=settings.opa_store_read_optimized),
         *settings.policy_source().opa_args(),
     ]  # fmt: skip
     if console_log:

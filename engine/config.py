@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     eval_timeout_s: float = Field(default=2.0, gt=0, le=60)
     opa_gogc: int | None = Field(default=400, ge=1)
     """``GOGC`` of the managed OPA (Go's collector target); unset: OPA's own environment."""
+    opa_store_read_optimized: bool = True
+    """Start the managed OPA with ``--optimize-store-for-read-speed`` (policy data kept as
+    evaluation values instead of being converted on every read)."""
     bundle_poll_s: float = Field(default=10.0, ge=0)
     """How often the service checks its bundle file for a new version (0: never)."""
 

@@ -27,7 +27,11 @@ def build_engine(settings: Settings) -> PolicyEngine:
             settings.opa_url, policy=policy_info(source.path), timeout=settings.eval_timeout_s
         )
     return ManagedOpaEngine(
-        source, opa=find_opa(settings.opa), timeout=settings.eval_timeout_s, gogc=settings.opa_gogc
+        source,
+        opa=find_opa(settings.opa),
+        timeout=settings.eval_timeout_s,
+        gogc=settings.opa_gogc,
+        read_optimized_store=settings.opa_store_read_optimized,
     )
 
 

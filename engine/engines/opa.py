@@ -100,9 +100,11 @@ class ManagedOpaEngine:
         startup_timeout: float = 20.0,
         workdir: Path | None = None,
         gogc: int | None = None,
+        read_optimized_store: bool = False,
     ) -> None:
         self._opa = opa or find_opa()
         self._env = opa_environment(gogc)
+        self._tuning = opa_tuning_args(read_optimized_store=read_optimized_store)
         self._version = opa_version(self._opa)
         self._timeout = timeout
         self._startup_timeout = startup_timeout
@@ -138,7 +140,7 @@ class ManagedOpaEngine:
         info = snapshot.info
         argv = [
             str(self._opa), "run", "--server", "--addr", f"unix://{sock}",
-            "--log-level", "error", "--skip-version-check",
+            "--log-level", "error", "--skip-version-check", *self._tuning,
             *snapshot.opa_args(),
         ]  # fmt: skip
         with log_path.open("wb") as log:
@@ -317,6 +319,17 @@ def opa_environment(gogc: int | None) -> dict[str, str]:
     if gogc is not None:
         env["GOGC"] = str(gogc)
     return env
+
+
+def opa_tuning_args(*, read_optimized_store: bool) -> list[str]:
+    """``opa run`` flags that change how fast OPA evaluates, never what it answers.
+
+    ``--optimize-store-for-read-speed`` (OPA 0.70+) converts the policy data to evaluation
+    values once, when a bundle is activated, instead of on every read: 7-9 % less time per
+    evaluation of the default policy and 9 % fewer allocations (``opa bench``,
+    docs/benchmarks.md), for a data document a few KB larger in memory.
+    """
+    return ["--optimize-store-for-read-speed"] if read_optimized_store else []
 
 
 def _stop_process(proc: _Process) -> None:

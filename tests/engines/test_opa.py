@@ -98,6 +98,28 @@ def test_managed_opa_runs_with_the_configured_go_collector_target(
         inherited.close()
 
 
+def _opa_argv(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+@pytest.mark.parametrize("optimized", [True, False])
+def test_read_optimized_store_is_a_flag_of_the_managed_opa_only(
+    opa_binary: Path, optimized: bool
+) -> None:
+    eng = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary, read_optimized_store=optimized)
+    try:
+        assert ("--optimize-store-for-read-speed" in _opa_argv(eng.pid)) is optimized
+        # Same answer either way (the policy data is read: the freeze window, the
+        # required approvals for prod).
+        assert evaluate(eng, INPUT).verdict is Verdict.ALLOW
+        prod = {**INPUT, "release": {**INPUT["release"], "environment": "prod"}}
+        result = evaluate(eng, prod)
+        assert result.verdict is Verdict.PAUSE
+        assert "approval_missing" in {r.code for r in result.reasons}
+    finally:
+        eng.close()
+
+
 def test_killed_opa_fails_closed_then_is_restarted(engine: ManagedOpaEngine) -> None:
     old_pid = engine.pid
     os.kill(old_pid, signal.SIGKILL)
