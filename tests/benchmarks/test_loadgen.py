@@ -1,0 +1,137 @@
+"""The load generator: its HTTP/1.1 reader, and whole runs against a real local server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from benchmarks.loadgen import ProtocolError, ResponseReader, Spec, run
+
+BODY = b'{"input": {"n": 1}}' * 100
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers by path: /ok (Content-Length), /chunked, /close (then closes), /teapot (418)."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, int, str | None]] = []
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.lock:
+            self.seen.append((self.path, len(body), self.headers.get("Authorization")))
+        answer = b'{"result": true}'
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (answer[:5], answer[5:]):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_response(418 if self.path == "/teapot" else 200)
+        self.send_header("Content-Length", str(len(answer)))
+        if self.path == "/close":
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+        """Quiet."""
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadingHTTPServer]:
+    _Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _spec(server: ThreadingHTTPServer, path: str, **kw: Any) -> Spec:
+    return Spec(
+        host="127.0.0.1",
+        port=server.server_address[1],
+        path=path,
+        body=BODY,
+        headers={"Authorization": "Bearer t"},
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("path", ["/ok", "/chunked", "/close"])
+def test_closed_loop_sends_exactly_the_requests_asked_for(
+    server: ThreadingHTTPServer, path: str
+) -> None:
+    result = run(_spec(server, path, concurrency=4, requests=40, warmup=1))
+    assert result["statuses"] == {"200": 40}
+    assert len(result["latencies_ms"]) == 40 and min(result["latencies_ms"]) > 0
+    assert result["first_error"] is None
+    # 4 warm-up requests, then 40; every one whole, with the caller's headers.
+    assert len(_Handler.seen) == 44
+    assert set(_Handler.seen) == {(path, len(BODY), "Bearer t")}
+
+
+def test_unexpected_statuses_are_counted_and_the_first_is_quoted(
+    server: ThreadingHTTPServer,
+) -> None:
+    result = run(_spec(server, "/teapot", concurrency=2, requests=6, warmup=0))
+    assert result["statuses"] == {"418": 6}
+    assert result["first_error"] == 'HTTP 418: {"result": true}'
+
+
+def test_paced_requests_follow_the_schedule(server: ThreadingHTTPServer) -> None:
+    rate, count = 200.0, 21
+    result = run(_spec(server, "/ok", concurrency=4, requests=count, rate=rate, warmup=0))
+    assert result["statuses"] == {"200": count}
+    # Request i is not sent before t0 + i / rate: the last one is due 0.1 s in.
+    assert result["elapsed_s"] >= (count - 1) / rate
+
+
+def test_a_refused_connection_is_an_error_not_a_crash(server: ThreadingHTTPServer) -> None:
+    spec = _spec(server, "/ok", concurrency=2, requests=3, warmup=0)
+    server.shutdown()
+    server.server_close()
+    result = run(spec)
+    assert sum(result["statuses"].values()) == 3
+    assert set(result["statuses"]) == {"ConnectionRefusedError"}
+    assert result["first_error"].startswith("ConnectionRefusedError")
+
+
+def test_reader_takes_an_answer_in_pieces() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhello"
+    reader = ResponseReader()
+    for byte in raw[:-1]:
+        assert reader.feed(bytes([byte])) is None
+    answer = reader.feed(raw[-1:])
+    assert answer is not None
+    assert (answer.status, answer.body, answer.close) == (200, b"hello", False)
+    assert reader.buffer == b""
+
+
+def test_reader_dechunks_and_honours_connection_close() -> None:
+    raw = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    raw += b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
+    answer = ResponseReader().feed(raw)
+    assert answer is not None
+    assert (answer.status, answer.body, answer.close) == (201, b"abcde", True)
+    http10 = ResponseReader().feed(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert http10 is not None and http10.close
+
+
+def test_reader_refuses_what_it_cannot_delimit() -> None:
+    with pytest.raises(ProtocolError):
+        ResponseReader().feed(b"HTTP/1.1 200 OK\r\n\r\nbody until close")
+    with pytest.raises(ProtocolError):
+        ResponseReader().feed(b"SSH-2.0-OpenSSH\r\n\r\n")
