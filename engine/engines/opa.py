@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: SIGKILL the OPA child when releasegate dies, even by ``kill -9``."""
+    """Linux: SIGKILL the OPA child when releasegate dies, even by ``kill -9``.
+
+    The signal is sent when the *thread* that forked the child exits, not only the
+    process: OPA is therefore only ever forked by the engine's own spawner thread, which
+    lives as long as the engine (see ``ManagedOpaEngine._spawn``).
+    """
     import ctypes
     import signal as _signal
 
@@ -109,11 +115,19 @@ class ManagedOpaEngine:
         self._timeout = timeout
         self._startup_timeout = startup_timeout
         self._workdir = Path(tempfile.mkdtemp(prefix="releasegate-opa-", dir=workdir))
+        # Forks OPA (see _die_with_parent): the engine is opened and reloaded from worker
+        # threads that exit when idle, which would take their OPA with them.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opa-spawner")
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._generation = 0
         self.restarts = 0
-        self._current = self._start(source)
+        try:
+            self._current = self._start(source)
+        except BaseException:
+            self._spawner.shutdown(wait=False)
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            raise
         self._supervisor = threading.Thread(
             target=self._supervise, name="opa-supervisor", daemon=True
         )
@@ -147,15 +161,16 @@ class ManagedOpaEngine:
             # NOTE(lead): OPA runs in its own session so a signal sent to our process group
             # (Ctrl-C, a service manager's SIGTERM) does not look like a crash to the
             # supervisor; the parent-death signal stops it when we die without cleanup.
-            popen = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            popen = self._spawner.submit(
+                subprocess.Popen,
                 argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self._env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-            )
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            ).result()
         client = OpaClient(f"unix://{sock}", timeout=self._timeout)
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
@@ -264,6 +279,7 @@ class ManagedOpaEngine:
         self._closing.set()
         _stop_process(self._current)
         self._supervisor.join(timeout=5)
+        self._spawner.shutdown(wait=False)
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 

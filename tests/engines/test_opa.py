@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -116,6 +117,33 @@ def test_read_optimized_store_is_a_flag_of_the_managed_opa_only(
         result = evaluate(eng, prod)
         assert result.verdict is Verdict.PAUSE
         assert "approval_missing" in {r.code for r in result.reasons}
+    finally:
+        eng.close()
+
+
+def test_opa_outlives_the_thread_that_started_it(opa_binary: Path) -> None:
+    # The service opens its engine (and reloads bundles) in worker threads that exit when
+    # idle. OPA is started with a parent-death signal, which Linux sends when the *thread*
+    # that forked it exits: OPA must not be forked by such a thread. (It was: 10 s into a
+    # run, a token lookup let anyio retire the startup thread and OPA got SIGKILL.)
+    made: list[ManagedOpaEngine] = []
+    opener = threading.Thread(
+        target=lambda: made.append(ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary))
+    )
+    opener.start()
+    opener.join()
+    (eng,) = made
+    try:
+        first = eng.pid
+        reloader = threading.Thread(target=eng.reload, args=(PolicySource(POLICIES),))
+        reloader.start()
+        reloader.join()
+        reloaded = eng.pid
+        assert reloaded != first
+        # A killed process shows within milliseconds; give it far more before looking.
+        assert not _wait_for(lambda: eng._current.popen.poll() is not None, limit_s=1.0)
+        assert eng.pid == reloaded and eng.restarts == 0
+        assert eng.evaluate(INPUT).verdict is Verdict.ALLOW
     finally:
         eng.close()
 
