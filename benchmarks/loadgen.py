@@ -4,7 +4,7 @@ Run as ``python -m benchmarks.loadgen`` with a JSON spec on the first line of st
 
     {"host": "127.0.0.1", "port": 8080, "path": "/v1/decisions", "body_file": "...",
      "headers": {...}, "concurrency": 16, "requests": 2000, "duration": 10.0,
-     "rate": null, "warmup": 2, "expect_status": 200}
+     "rate": null, "warmup": 2, "expect_status": 200, "expect_text": "\"verdict\":\"allow\""}
 
 ``concurrency`` keep-alive connections are driven by one thread over non-blocking sockets
 (``select``): the request bytes are built once, and an answer is read as far as its
@@ -59,6 +59,9 @@ class Spec:
     rate: float | None = None
     warmup: int = 2
     expect_status: int = 200
+    expect_text: str | None = None
+    """Text every answer with ``expect_status`` must contain (e.g. ``"verdict":"allow"``):
+    a fail-closed ``pause`` is a 200 too, and must not count as a decision made."""
     method: str = "POST"
 
     @classmethod
@@ -205,6 +208,7 @@ class _Run:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.request = spec.request_bytes()
+        self.expect_text = spec.expect_text.encode() if spec.expect_text is not None else None
         # select(2), not epoll: epoll's timeout is in whole milliseconds, rounded up, and a
         # paced request would leave up to 1 ms late (its latency counts from its due time).
         self.selector: selectors.BaseSelector = selectors.SelectSelector()
@@ -258,10 +262,13 @@ class _Run:
         self._record(conn, type(exc).__name__, f"{type(exc).__name__}: {exc}")
 
     def _answered(self, conn: _Connection, answer: Answer) -> None:
-        error = None
+        key, error = str(answer.status), None
         if answer.status != self.spec.expect_status:
             error = f"HTTP {answer.status}: {answer.body[:300].decode(errors='replace')}"
-        self._record(conn, str(answer.status), error)
+        elif self.expect_text is not None and self.expect_text not in answer.body:
+            key = f"{answer.status} without {self.spec.expect_text}"
+            error = f"HTTP {key}: {answer.body[:300].decode(errors='replace')}"
+        self._record(conn, key, error)
         if answer.close and conn.sock is not None:
             self.selector.unregister(conn.sock)
             conn.close()

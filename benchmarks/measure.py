@@ -77,6 +77,7 @@ def run_load(
     loadgen_procs: int = 1,
     warmup: int = 2,
     expect_status: int = 200,
+    expect_text: str | None = None,
     method: str = "POST",
 ) -> dict[str, Any]:
     """Start the generator(s), wait until warm, count CPU of ``target_pid``'s tree, run."""
@@ -96,6 +97,7 @@ def run_load(
             "rate": None if rate is None else rate * share_c / concurrency,
             "warmup": warmup,
             "expect_status": expect_status,
+            "expect_text": expect_text,
             "method": method,
         }
         gen = subprocess.Popen(  # noqa: S603 - fixed argv
@@ -135,6 +137,7 @@ def run_load(
             "rate": rate,
             "loadgen_procs": procs,
             "expect_status": expect_status,
+            "expect_text": expect_text,
             "processes_appeared": len(tree.appeared),
             "processes_exited": len(tree.exited),
         },

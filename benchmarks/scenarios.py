@@ -97,6 +97,12 @@ class Target:
     body_file: Path
     headers: dict[str, str] = field(default_factory=dict)
     method: str = "POST"
+    expect_text: str | None = None
+    """What every answer must contain to count (the verdict): see ``loadgen.Spec``."""
+
+
+ALLOW = '"verdict":"allow"'
+ADMITTED = '"allowed":true'
 
 
 def _rounds(targets: list[Target], repeat: int, **load: Any) -> list[dict[str, Any]]:
@@ -112,6 +118,7 @@ def _rounds(targets: list[Target], repeat: int, **load: Any) -> list[dict[str, A
                 body_file=t.body_file,
                 headers=t.headers,
                 method=t.method,
+                expect_text=t.expect_text,
                 **load,
             )
             row["run"] = i + 1
@@ -134,12 +141,25 @@ def core(opts: Options) -> dict[str, Any]:
         svc = start_service(opts.workdir / "core-sqlite", roles=("ci",))
         stack.append(svc)
         _decide_once(svc, body)
-        targets.append(Target("releasegate (SQLite)", svc, decide, body_file, _auth(svc, "ci")))
+        targets.append(
+            Target(
+                "releasegate (SQLite)", svc, decide, body_file, _auth(svc, "ci"), expect_text=ALLOW
+            )
+        )
         if opts.workers > 1:
             many = start_service(opts.workdir / "core-workers", roles=("ci",), workers=opts.workers)
             stack.append(many)
             _decide_once(many, body)
-            targets.append(Target(_workers_row(opts), many, decide, body_file, _auth(many, "ci")))
+            targets.append(
+                Target(
+                    _workers_row(opts),
+                    many,
+                    decide,
+                    body_file,
+                    _auth(many, "ci"),
+                    expect_text=ALLOW,
+                )
+            )
         # The HTTP floor: the same process, uvicorn + middleware + FastAPI, no work at all.
         targets.append(Target(FLOOR, svc, "/healthz", empty_file, method="GET"))
         if opts.postgres_url:
@@ -152,14 +172,23 @@ def core(opts: Options) -> dict[str, Any]:
             stack.append(pg)
             _decide_once(pg, body)
             targets.append(
-                Target("releasegate (PostgreSQL)", pg, decide, body_file, _auth(pg, "ci"))
+                Target(
+                    "releasegate (PostgreSQL)",
+                    pg,
+                    decide,
+                    body_file,
+                    _auth(pg, "ci"),
+                    expect_text=ALLOW,
+                )
             )
         bare = start_opa(opts.workdir, console_log=False)
         stack.append(bare)
-        targets.append(Target("bare OPA", bare, evaluate, opa_file))
+        targets.append(Target("bare OPA", bare, evaluate, opa_file, expect_text=ALLOW))
         logged = start_opa(opts.workdir, console_log=True)
         stack.append(logged)
-        targets.append(Target("OPA + console decision log", logged, evaluate, opa_file))
+        targets.append(
+            Target("OPA + console decision log", logged, evaluate, opa_file, expect_text=ALLOW)
+        )
         runs = _rounds(
             targets,
             opts.repeat,
@@ -255,7 +284,14 @@ def admission(opts: Options) -> dict[str, Any]:
         empty_file = _write(opts.workdir, "empty", b"")
         # The stack's own round trip at the same rate (the floor of any answer's latency).
         targets = [
-            Target("releasegate admission", svc, path, review_file, _auth(svc, "admission")),
+            Target(
+                "releasegate admission",
+                svc,
+                path,
+                review_file,
+                _auth(svc, "admission"),
+                expect_text=ADMITTED,
+            ),
             Target(FLOOR, svc, "/healthz", empty_file, method="GET"),
         ]
         runs = _rounds(
@@ -287,7 +323,7 @@ def cold(opts: Options) -> dict[str, Any]:
     try:
         _decide_once(svc, body)
         target = Target("releasegate, cold verification", svc, "/v1/decisions", body_file,
-                        _auth(svc, "ci"))  # fmt: skip
+                        _auth(svc, "ci"), expect_text=ALLOW)  # fmt: skip
         runs = _rounds(
             [target],
             opts.repeat,

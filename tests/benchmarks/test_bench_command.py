@@ -45,8 +45,10 @@ def _check_rows(rows: list[dict[str, Any]], names: set[str], requests: int) -> N
     assert {r["name"] for r in rows} == names
     for row in rows:
         assert ROW_KEYS <= row.keys()
-        # Every request was answered 200: the load generator measured real decisions.
+        # Every request was answered 200 with the expected verdict (a fail-closed pause is
+        # a 200 too): the load generator measured real decisions.
         assert row["statuses"] == {"200": row["requests"]}, row["first_error"]
+        assert row["name"] == FLOOR or row["expect_text"] in ('"verdict":"allow"', '"allowed":true')
         assert row["ok"] == row["requests"] >= requests - 1
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
         assert row["per_s"] > 0 and row["cpu_ms_per_req"] >= 0

@@ -91,6 +91,18 @@ def test_unexpected_statuses_are_counted_and_the_first_is_quoted(
     assert result["first_error"] == 'HTTP 418: {"result": true}'
 
 
+def test_an_answer_without_the_expected_text_does_not_count_as_ok(
+    server: ThreadingHTTPServer,
+) -> None:
+    # A fail-closed decision is a 200 too: only answers with the verdict count.
+    met = run(_spec(server, "/ok", concurrency=2, requests=4, warmup=0, expect_text='"result"'))
+    assert met["statuses"] == {"200": 4} and met["first_error"] is None
+    spec = _spec(server, "/ok", concurrency=2, requests=4, warmup=0, expect_text='"allow"')
+    missed = run(spec)
+    assert missed["statuses"] == {'200 without "allow"': 4}
+    assert missed["first_error"] == 'HTTP 200 without "allow": {"result": true}'
+
+
 def test_paced_requests_follow_the_schedule(server: ThreadingHTTPServer) -> None:
     rate, count = 200.0, 21
     result = run(_spec(server, "/ok", concurrency=4, requests=count, rate=rate, warmup=0))
