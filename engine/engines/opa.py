@@ -147,6 +147,8 @@ class ManagedOpaEngine:
         return dataclasses.replace(source, path=copy)
 
     def _start(self, source: PolicySource) -> _Process:
+        if self._closing.is_set():
+            raise EngineUnavailable("the OPA engine is closed")
         self._generation += 1
         sock = self._workdir / f"opa-{self._generation}.sock"
         log_path = self._workdir / f"opa-{self._generation}.log"
@@ -161,16 +163,20 @@ class ManagedOpaEngine:
             # NOTE(lead): OPA runs in its own session so a signal sent to our process group
             # (Ctrl-C, a service manager's SIGTERM) does not look like a crash to the
             # supervisor; the parent-death signal stops it when we die without cleanup.
-            popen = self._spawner.submit(
-                subprocess.Popen,
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self._env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            ).result()
+            try:
+                spawned = self._spawner.submit(
+                    subprocess.Popen,
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self._env,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                )
+            except RuntimeError as exc:  # closed while the supervisor was restarting OPA
+                raise EngineUnavailable("the OPA engine is closed") from exc
+            popen = spawned.result()
         client = OpaClient(f"unix://{sock}", timeout=self._timeout)
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:

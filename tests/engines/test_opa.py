@@ -148,6 +148,13 @@ def test_opa_outlives_the_thread_that_started_it(opa_binary: Path) -> None:
         eng.close()
 
 
+def test_a_closed_engine_starts_no_opa(opa_binary: Path) -> None:
+    eng = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary)
+    eng.close()
+    with pytest.raises(EngineUnavailable, match="closed"):
+        eng.reload(PolicySource(POLICIES))
+
+
 def test_killed_opa_fails_closed_then_is_restarted(engine: ManagedOpaEngine) -> None:
     old_pid = engine.pid
     os.kill(old_pid, signal.SIGKILL)
