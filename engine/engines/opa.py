@@ -43,7 +43,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
     The signal is sent when the *thread* that forked the child exits, not only the
     process: OPA is therefore only ever forked by the engine's own spawner thread, which
-    lives as long as the engine (see ``ManagedOpaEngine._spawn``).
+    lives as long as the engine (``ManagedOpaEngine._spawner``).
     """
     import ctypes
     import signal as _signal
