@@ -205,8 +205,9 @@ class _Connection:
 class _Run:
     """The event loop over all connections (warm-up, then the measured phase)."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, clock: Callable[[], float] = time.perf_counter) -> None:
         self.spec = spec
+        self.clock = clock
         self.request = spec.request_bytes()
         self.expect_text = spec.expect_text.encode() if spec.expect_text is not None else None
         # select(2), not epoll: epoll's timeout is in whole milliseconds, rounded up, and a
@@ -276,7 +277,7 @@ class _Run:
 
     def _record(self, conn: _Connection, key: str, error: str | None) -> None:
         if self.recording:
-            self.latencies.append((time.perf_counter() - conn.began) * 1000.0)
+            self.latencies.append((self.clock() - conn.began) * 1000.0)
             self.statuses[key] = self.statuses.get(key, 0) + 1
             if error is not None and self.first_error is None:
                 self.first_error = error
@@ -288,8 +289,13 @@ class _Run:
         if limit is not None and self.issued >= limit:
             return True
         if self.spec.rate:  # paced: no request is due at or after the deadline
-            return self.t0 + self.issued / self.spec.rate >= self.deadline
-        return time.perf_counter() >= self.deadline
+            return self._next_due() >= self.deadline
+        return self.clock() >= self.deadline
+
+    def _next_due(self) -> float:
+        """When the next paced request is due: ``t0 + issued / rate``."""
+        assert self.spec.rate
+        return self.t0 + self.issued / self.spec.rate
 
     def _ticket(self) -> int | None:
         if self._finished():
@@ -338,13 +344,12 @@ class _Run:
     def _pace_timeout(self, idle: deque[_Connection]) -> float | None:
         if not (self.spec.rate and idle and self.recording):
             return None
-        due = self.t0 + self.issued / self.spec.rate
-        return max(0.0, due - time.perf_counter())
+        return max(0.0, self._next_due() - self.clock())
 
     def _due(self) -> bool:
         if not (self.spec.rate and self.recording):
             return True
-        return time.perf_counter() >= self.t0 + self.issued / self.spec.rate
+        return self.clock() >= self._next_due()
 
     def warm_up(self) -> None:
         """``warmup`` unrecorded requests per connection."""
@@ -354,7 +359,7 @@ class _Run:
             if left[conn] <= 0:
                 return False
             left[conn] -= 1
-            self._send(conn, time.perf_counter())
+            self._send(conn, self.clock())
             return True
 
         self._loop(next_request, set())
@@ -364,13 +369,11 @@ class _Run:
         self.recording = True
 
         def next_request(conn: _Connection) -> bool:
-            while not (
-                self.spec.rate and time.perf_counter() < self.t0 + self.issued / self.spec.rate
-            ):
+            while self._due():
                 n = self._ticket()
                 if n is None:
                     return False
-                began = self.t0 + n / self.spec.rate if self.spec.rate else time.perf_counter()
+                began = self.t0 + n / self.spec.rate if self.spec.rate else self.clock()
                 try:
                     self._send(conn, began)
                 except OSError as exc:  # refused: counted, and the next request is tried
@@ -395,11 +398,11 @@ def run(spec: Spec, go: Callable[[], None] | None = None) -> dict[str, Any]:
         if go is not None:
             go()
         cpu0 = os.times()
-        state.t0 = time.perf_counter()
+        state.t0 = state.clock()
         if spec.duration is not None:
             state.deadline = state.t0 + spec.duration
         state.measure()
-        elapsed = time.perf_counter() - state.t0
+        elapsed = state.clock() - state.t0
         cpu1 = os.times()
     finally:
         state.close()

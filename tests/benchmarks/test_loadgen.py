@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from benchmarks.loadgen import ProtocolError, ResponseReader, Spec, run
+from benchmarks.loadgen import ProtocolError, ResponseReader, Spec, _Run, run
 
 BODY = b'{"input": {"n": 1}}' * 100
 
@@ -103,12 +104,38 @@ def test_an_answer_without_the_expected_text_does_not_count_as_ok(
     assert missed["first_error"] == 'HTTP 200 without "allow": {"result": true}'
 
 
-def test_paced_requests_follow_the_schedule(server: ThreadingHTTPServer) -> None:
-    rate, count = 200.0, 21
-    result = run(_spec(server, "/ok", concurrency=4, requests=count, rate=rate, warmup=0))
-    assert result["statuses"] == {"200": count}
-    # Request i is not sent before t0 + i / rate: the last one is due 0.1 s in.
-    assert result["elapsed_s"] >= (count - 1) / rate
+def test_paced_runs_send_every_request_asked_for(server: ThreadingHTTPServer) -> None:
+    result = run(_spec(server, "/ok", concurrency=4, requests=21, rate=200.0, warmup=0))
+    assert result["statuses"] == {"200": 21}
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_pacing_schedule_on_a_fake_clock() -> None:
+    # Request i is due at t0 + i / rate; nothing is sent early, nothing due at or after
+    # the deadline is sent, and the wait is exactly the time left to the next due request.
+    clock = _FakeClock()
+    spec = Spec(host="127.0.0.1", port=9, path="/", body=b"", headers={}, rate=100.0)
+    state = _Run(spec, clock=clock)
+    state.recording, state.t0, state.deadline = True, 100.0, 100.05
+    idle = deque(state.conns)
+    assert state._due() and state._ticket() == 0  # due at t0
+    assert not state._due()  # request 1 is due at t0 + 0.01
+    assert state._pace_timeout(idle) == pytest.approx(0.01)
+    clock.now = 100.004
+    assert not state._due() and state._pace_timeout(idle) == pytest.approx(0.006)
+    clock.now = 100.01
+    assert state._due() and state._ticket() == 1
+    clock.now = 100.2  # late: every request due by now may go at once, up to the deadline
+    assert [state._ticket() for _ in range(5)] == [2, 3, 4, None, None]
+    assert state._pace_timeout(deque()) is None  # no idle connection: nothing to wait for
+    state.close()
 
 
 def test_a_refused_connection_is_an_error_not_a_crash(server: ThreadingHTTPServer) -> None:
