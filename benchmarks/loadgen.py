@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _HEAD_END = b"\r\n\r\n"
+SELECT_LIMIT = 900
+"""Connections driven with select(2) (sub-millisecond waits); more use epoll."""
 _MAX_HEAD = 64 * 1024
 
 
@@ -212,7 +214,12 @@ class _Run:
         self.expect_text = spec.expect_text.encode() if spec.expect_text is not None else None
         # select(2), not epoll: epoll's timeout is in whole milliseconds, rounded up, and a
         # paced request would leave up to 1 ms late (its latency counts from its due time).
-        self.selector: selectors.BaseSelector = selectors.SelectSelector()
+        # select(2) takes descriptors below FD_SETSIZE (1024) only: epoll past that.
+        self.selector: selectors.BaseSelector = (
+            selectors.SelectSelector()
+            if spec.concurrency <= SELECT_LIMIT
+            else selectors.DefaultSelector()
+        )
         self.conns = [_Connection(spec, self.request) for _ in range(spec.concurrency)]
         self.latencies: list[float] = []
         self.statuses: dict[str, int] = {}

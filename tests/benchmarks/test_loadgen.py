@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import selectors
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import loadgen
 from benchmarks.loadgen import ProtocolError, ResponseReader, Spec, _Run, run
 
 BODY = b'{"input": {"n": 1}}' * 100
@@ -82,6 +84,19 @@ def test_closed_loop_sends_exactly_the_requests_asked_for(
     # 4 warm-up requests, then 40; every one whole, with the caller's headers.
     assert len(_Handler.seen) == 44
     assert set(_Handler.seen) == {(path, len(BODY), "Bearer t")}
+
+
+def test_many_connections_leave_select_for_epoll(
+    server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loadgen, "SELECT_LIMIT", 2)
+    few, many = _Run(_spec(server, "/ok", concurrency=2)), _Run(_spec(server, "/ok", concurrency=3))
+    assert isinstance(few.selector, selectors.SelectSelector)
+    assert not isinstance(many.selector, selectors.SelectSelector)
+    few.close()
+    many.close()
+    result = run(_spec(server, "/ok", concurrency=3, requests=9, warmup=0))
+    assert result["statuses"] == {"200": 9}
 
 
 def test_unexpected_statuses_are_counted_and_the_first_is_quoted(
