@@ -9,6 +9,7 @@ a fail-open and counted as such.
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Callable
@@ -51,11 +52,15 @@ class Answer:
 
 
 def ask(base: str, token: str, job: Job, *, timeout: float = 60.0) -> Answer:
-    """POST one decision; a refused or reset connection is status 0."""
+    """POST one decision; a refused or reset connection, or a cut answer, is status 0.
+
+    (A server killed between an answer's head and its body leaves ``IncompleteRead``, an
+    ``HTTPException``, not an ``OSError``: a partial answer was not received.)
+    """
     try:
         reply: Reply = call(base, "POST", "/v1/decisions", token=token, body=job.body,
                             timeout=timeout)  # fmt: skip
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return Answer(job.name, 0, None, (), None)
     body = reply.body if isinstance(reply.body, dict) else {}
     return Answer(

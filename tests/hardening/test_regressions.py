@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from engine.log.keystore import (
 from engine.models.request import ScanEvidence
 from hardening import seeds
 from hardening.hostile import put
+from hardening.load import ask, workload
 from hardening.security import (
     BYPASS_VARIANTS,
     bundle_keys,
@@ -98,3 +101,34 @@ def test_unhashable_admission_operation_is_a_denial_not_a_500(
     response = r.json()["response"]
     assert response["allowed"] is False and response["uid"] == review["request"]["uid"]
     assert "request.operation" in response["status"]["message"]
+
+
+def test_an_answer_cut_after_its_head_is_no_answer_for_the_load_harness() -> None:
+    """The kill -9 durability test failed once: the service died between an answer's head
+    and its body, and ``http.client.IncompleteRead`` (not an ``OSError``) escaped a load
+    worker thread. A partial answer is no answer (status 0)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_half() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < length:  # read it all: unread bytes would make the close a reset
+                body += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{")  # fmt: skip
+
+    server = threading.Thread(target=answer_half)
+    server.start()
+    try:
+        job = workload()[0]
+        answer = ask(f"http://127.0.0.1:{port}", "token", job, timeout=10)
+    finally:
+        server.join(timeout=10)
+        listener.close()
+    assert (answer.status, answer.verdict) == (0, None)
