@@ -47,6 +47,9 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
         bad = {k: v for k, v in r["statuses"].items() if k != "200"}
         if bad:
             lines.append(f"    non-200 answers: {bad}; first: {r['first_error']}")
+        if len(r.get("connections_per_process", [])) > 1:
+            split = "/".join(str(n) for n in r["connections_per_process"])
+            lines.append(f"    connections per worker: {split}")
         if r.get("processes_exited") or r.get("processes_appeared"):
             lines.append(
                 f"    process tree changed during the run: {r.get('processes_exited', 0)} "

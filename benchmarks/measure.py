@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import REPO, TreeCpu
+from benchmarks.procs import REPO, TreeCpu, connections_per_process, process_tree
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -117,6 +117,8 @@ def run_load(
             raise RuntimeError(f"load generator failed during warm-up: {line!r}")
     tree = TreeCpu(target_pid)
     tree.start()
+    # Every connection is open since the warm-up: which process of the target holds each.
+    held = connections_per_process(process_tree(target_pid), port)
     for gen in gens:
         assert gen.stdin is not None
         gen.stdin.write("GO\n")
@@ -140,6 +142,7 @@ def run_load(
             "expect_text": expect_text,
             "processes_appeared": len(tree.appeared),
             "processes_exited": len(tree.exited),
+            "connections_per_process": sorted(held.values(), reverse=True),
         },
         opa_cpu_s=tree.named_s,
     )

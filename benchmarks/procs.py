@@ -109,6 +109,48 @@ def cpu_by_process(pids: list[int]) -> dict[int, float]:
     return out
 
 
+def established_connections(port: int) -> set[int]:
+    """Socket inodes of the established TCP connections whose local port is ``port``."""
+    found: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                found.add(int(fields[9]))
+    return found
+
+
+def connections_per_process(pids: list[int], port: int) -> dict[int, int]:
+    """How many of the established connections to ``port`` each process holds (by its fds).
+
+    With ``serve --workers N`` a connection stays with the worker that accepted it: this
+    shows how the load generator's connections were split between the workers.
+    """
+    inodes = established_connections(port)
+    held: dict[int, int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        count = 0
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+                count += 1
+        if count:
+            held[pid] = count
+    return held
+
+
 @dataclass
 class TreeCpu:
     """CPU spent by a process tree between :meth:`start` and :meth:`stop`.

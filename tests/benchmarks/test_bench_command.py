@@ -51,6 +51,8 @@ def _check_rows(rows: list[dict[str, Any]], names: set[str], requests: int) -> N
         assert row["name"] == FLOOR or row["expect_text"] in ('"verdict":"allow"', '"allowed":true')
         assert row["ok"] == row["requests"] >= requests - 1
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
+        # Every generator connection was found held by a process of the target.
+        assert sum(row["connections_per_process"]) == row["concurrency"]
         assert row["per_s"] > 0 and row["cpu_ms_per_req"] >= 0
         assert 0 <= row["opa_cpu_ms_per_req"] <= row["cpu_ms_per_req"]
         if "OPA" in row["name"] and "releasegate" not in row["name"]:
@@ -78,6 +80,8 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
     assert core["opa_console_log_lines"] >= 8
     assert "releasegate / bare OPA throughput" in results["stdout"]
     assert core["ratio_workers_to_bare_opa"] > 0
+    workers = next(r for r in core["runs"] if r["name"] == "releasegate, 2 workers")
+    assert 1 <= len(workers["connections_per_process"]) <= 2
     assert "releasegate with workers / bare OPA throughput" in results["stdout"]
 
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.procs import TreeCpu, cpu_by_process, cpu_seconds, named, process_tree
+from benchmarks.procs import (
+    TreeCpu,
+    connections_per_process,
+    cpu_by_process,
+    cpu_seconds,
+    named,
+    process_tree,
+)
 
 
 def test_named_finds_the_opa_processes_of_a_tree(opa_binary: Path) -> None:
@@ -74,3 +82,20 @@ def _wait_for_children(pid: int, count: int, exclude: list[int] | None = None) -
             return found[:count]
         time.sleep(0.05)
     raise AssertionError(f"process {pid} did not start {count} children")
+
+
+def test_connections_per_process_counts_the_accepted_side_of_a_port() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    accepted = [listener.accept()[0] for _ in range(3)]
+    try:
+        # The clients' sockets are in this process too, but their local port is another one.
+        assert connections_per_process([os.getpid()], port) == {os.getpid(): 3}
+        accepted[0].close()
+        clients[0].close()
+        assert connections_per_process([os.getpid()], port) == {os.getpid(): 2}
+        assert connections_per_process([os.getpid()], port + 1 if port < 65535 else 1) == {}
+    finally:
+        for s in clients + accepted + [listener]:
+            s.close()
