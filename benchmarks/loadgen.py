@@ -7,11 +7,11 @@ Run as ``python -m benchmarks.loadgen`` with a JSON spec on the first line of st
      "rate": null, "warmup": 2, "expect_status": 200, "expect_text": "\"verdict\":\"allow\""}
 
 ``concurrency`` keep-alive connections are driven by one thread over non-blocking sockets
-(``select``): the request bytes are built once, and an answer is read as far as its
-status line and ``Content-Length`` (or chunked body) need. A thread and ``http.client`` per
-connection cost 0.15-0.2 ms of CPU per request on this machine's 2 cores, shared with the
-service under test; this costs a fraction of that, and no thread of the generator waits for
-another's interpreter lock before it can read its answer.
+(``select``): the request bytes are built once, and answers are read by the same incremental
+parser as the service's OPA clients (``engine.engines.http_wire``). A thread and
+``http.client`` per connection cost 0.15-0.2 ms of CPU per request on this machine's 2
+cores, shared with the service under test; this costs a fraction of that, and no thread of
+the generator waits for another's interpreter lock before it can read its answer.
 
 Without ``rate`` the load is closed-loop: each connection sends its next request as soon as
 the previous one answered, until ``requests`` were sent or ``duration`` seconds passed,
@@ -40,10 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-_HEAD_END = b"\r\n\r\n"
+from engine.engines.http_wire import RECV_BYTES, Malformed, Parser, parse_response
+
 SELECT_LIMIT = 900
 """Connections driven with select(2) (sub-millisecond waits); more use epoll."""
-_MAX_HEAD = 64 * 1024
 
 
 @dataclass
@@ -86,96 +86,13 @@ class Spec:
         return head.encode("latin-1") + b"\r\n" + self.body
 
 
-class ProtocolError(Exception):
-    """The server's answer is not HTTP/1.1 this generator can read."""
-
-
 @dataclass
 class Answer:
-    """One parsed response."""
+    """One response: ``close`` when the connection may not carry another request."""
 
     status: int
     body: bytes
     close: bool
-
-
-class ResponseReader:
-    """Incremental HTTP/1.1 response parser: ``feed`` bytes until it returns an Answer."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        # status, close after it, Content-Length, chunked
-        self._head: tuple[int, bool, int | None, bool] | None = None
-
-    def feed(self, data: bytes) -> Answer | None:
-        """Add bytes; the answer once complete (the leftover stays buffered)."""
-        self.buffer += data
-        if self._head is None:
-            end = self.buffer.find(_HEAD_END)
-            if end < 0:
-                if len(self.buffer) > _MAX_HEAD:
-                    raise ProtocolError("response head too large")
-                return None
-            self._head = _parse_head(bytes(self.buffer[:end]))
-            del self.buffer[: end + len(_HEAD_END)]
-        status, close, length, chunked = self._head
-        if chunked:
-            parsed = _dechunk(self.buffer)
-            if parsed is None:
-                return None
-            body, used = parsed
-        elif length is not None:
-            if len(self.buffer) < length:
-                return None
-            body, used = bytes(self.buffer[:length]), length
-        else:  # no length: the body runs to the end of the connection
-            raise ProtocolError("response without Content-Length or chunked encoding")
-        del self.buffer[:used]
-        self._head = None
-        return Answer(status, body, close)
-
-
-def _parse_head(head: bytes) -> tuple[int, bool, int | None, bool]:
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise ProtocolError(f"bad status line {lines[0][:80]!r}")
-    status = int(parts[1])
-    close = parts[0] == b"HTTP/1.0"
-    length: int | None = None
-    chunked = False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        value = value.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = value.endswith(b"chunked")
-        elif name == b"connection":
-            close = value == b"close" or (close and value != b"keep-alive")
-    if status in (204, 304) or 100 <= status < 200:
-        length = 0
-    return status, close, length, chunked
-
-
-def _dechunk(buffer: bytearray) -> tuple[bytes, int] | None:
-    """A complete chunked body at the start of ``buffer`` and its length, else None."""
-    body = bytearray()
-    pos = 0
-    while True:
-        eol = buffer.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        size = int(bytes(buffer[pos:eol]).split(b";")[0], 16)
-        pos = eol + 2
-        if size == 0:
-            end = buffer.find(_HEAD_END, pos - 2)  # trailers end with an empty line
-            return (bytes(body), end + 4) if end >= 0 else None
-        if len(buffer) < pos + size + 2:
-            return None
-        body += buffer[pos : pos + size]
-        pos += size + 2
 
 
 class _Connection:
@@ -186,7 +103,8 @@ class _Connection:
         self.request = memoryview(request)
         self.sock: socket.socket | None = None
         self.sent = 0
-        self.reader = ResponseReader()
+        self.parser: Parser | None = None
+        self.want = RECV_BYTES
         self.began = 0.0
         self.events = 0
 
@@ -195,7 +113,7 @@ class _Connection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         self.sock = sock
-        self.reader = ResponseReader()
+        self.parser = None
         return sock
 
     def close(self) -> None:
@@ -253,14 +171,25 @@ class _Run:
             conn.events = events
 
     def _read(self, conn: _Connection) -> Answer | None:
+        """What arrived, fed to the service's own response parser (``http_wire``)."""
         assert conn.sock is not None
         try:
-            data = conn.sock.recv(262144)
+            data = conn.sock.recv(conn.want)
         except BlockingIOError:
             return None
-        if not data:
-            raise ConnectionResetError("the server closed the connection")
-        return conn.reader.feed(data)
+        try:
+            if conn.parser is None:
+                if not data:
+                    raise ConnectionResetError("the server closed the connection")
+                conn.parser = parse_response(data, head_only=False)
+                conn.want = next(conn.parser)
+            else:
+                conn.want = conn.parser.send(data)
+        except StopIteration as done:
+            status, body, keep = done.value
+            conn.parser, conn.want = None, RECV_BYTES
+            return Answer(status, body, close=not keep)
+        return None
 
     def _fail(self, conn: _Connection, exc: Exception) -> None:
         if conn.sock is not None:
@@ -334,7 +263,7 @@ class _Run:
                     answer = self._read(conn)
                     if answer is None:
                         continue
-                except (OSError, ProtocolError, ValueError) as exc:
+                except (OSError, Malformed) as exc:
                     self._fail(conn, exc)
                 else:
                     self._answered(conn, answer)

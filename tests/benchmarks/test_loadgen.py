@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import selectors
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from benchmarks import loadgen
-from benchmarks.loadgen import ProtocolError, ResponseReader, Spec, _Run, run
+from benchmarks.loadgen import Spec, _Run, run
 
 BODY = b'{"input": {"n": 1}}' * 100
 
@@ -163,29 +164,80 @@ def test_a_refused_connection_is_an_error_not_a_crash(server: ThreadingHTTPServe
     assert result["first_error"].startswith("ConnectionRefusedError")
 
 
-def test_reader_takes_an_answer_in_pieces() -> None:
-    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhello"
-    reader = ResponseReader()
-    for byte in raw[:-1]:
-        assert reader.feed(bytes([byte])) is None
-    answer = reader.feed(raw[-1:])
-    assert answer is not None
-    assert (answer.status, answer.body, answer.close) == (200, b"hello", False)
-    assert reader.buffer == b""
+class _CannedServer:
+    """A raw TCP server answering every request with ``reply``, byte by byte if ``drip``.
+
+    It closes the connection after an answer that says ``Connection: close`` or is HTTP/1.0.
+    """
+
+    def __init__(self, reply: bytes, *, drip: bool = False) -> None:
+        self.reply, self.drip = reply, drip
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        closes = b"connection: close" in self.reply.lower() or self.reply.startswith(b"HTTP/1.0")
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    more = conn.recv(65536)
+                    if not more:
+                        return
+                    data += more
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(data) < length:
+                    data += conn.recv(65536)
+                data = data[length:]
+                pieces = [bytes([b]) for b in self.reply] if self.drip else [self.reply]
+                for piece in pieces:
+                    conn.sendall(piece)
+                if closes:
+                    return
+
+    def spec(self, **kw: Any) -> Spec:
+        return Spec(host="127.0.0.1", port=self.port, path="/", body=BODY, headers={}, **kw)
+
+    def close(self) -> None:
+        self.listener.close()
 
 
-def test_reader_dechunks_and_honours_connection_close() -> None:
-    raw = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    raw += b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
-    answer = ResponseReader().feed(raw)
-    assert answer is not None
-    assert (answer.status, answer.body, answer.close) == (201, b"abcde", True)
-    http10 = ResponseReader().feed(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
-    assert http10 is not None and http10.close
+def _canned(reply: bytes, *, drip: bool = False, **kw: Any) -> tuple[dict[str, Any], int]:
+    server = _CannedServer(reply, drip=drip)
+    try:
+        return run(server.spec(concurrency=1, requests=3, warmup=0, **kw)), server.connections
+    finally:
+        server.close()
 
 
-def test_reader_refuses_what_it_cannot_delimit() -> None:
-    with pytest.raises(ProtocolError):
-        ResponseReader().feed(b"HTTP/1.1 200 OK\r\n\r\nbody until close")
-    with pytest.raises(ProtocolError):
-        ResponseReader().feed(b"SSH-2.0-OpenSSH\r\n\r\n")
+def test_an_answer_arriving_in_pieces_is_read_whole() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhello"
+    result, connections = _canned(reply, drip=True, expect_text="hello")
+    assert result["statuses"] == {"200": 3} and connections == 1
+
+
+def test_chunked_answers_and_connection_close_are_honoured() -> None:
+    reply = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    reply += b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
+    result, connections = _canned(reply, expect_status=201, expect_text="abcde")
+    assert result["statuses"] == {"201": 3} and connections == 3  # reconnected each time
+    http10, connections = _canned(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert http10["statuses"] == {"200": 3} and connections == 3
+
+
+def test_what_is_not_http_is_an_error_not_a_crash() -> None:
+    result, _ = _canned(b"SSH-2.0-OpenSSH\r\n\r\n")
+    assert result["statuses"] == {"Malformed": 3}
+    assert result["first_error"].startswith("Malformed: bad status line")
