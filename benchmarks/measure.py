@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import REPO, TreeCpu, connections_per_process, process_tree
+from benchmarks.procs import REPO, TreeCpu, connections_per_process
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -116,9 +116,8 @@ def run_load(
                 g.kill()
             raise RuntimeError(f"load generator failed during warm-up: {line!r}")
     tree = TreeCpu(target_pid)
-    tree.start()
     # Every connection is open since the warm-up: which process of the target holds each.
-    held = connections_per_process(process_tree(target_pid), port)
+    held = connections_per_process(tree.start(), port)
     for gen in gens:
         assert gen.stdin is not None
         gen.stdin.write("GO\n")

@@ -168,9 +168,11 @@ class TreeCpu:
     exited: list[int] = field(default_factory=list)
     appeared: list[int] = field(default_factory=list)
 
-    def start(self) -> None:
-        """Read every process of the tree."""
-        self._before = cpu_by_process(process_tree(self.root))
+    def start(self) -> list[int]:
+        """Read every process of the tree; its pids."""
+        pids = process_tree(self.root)
+        self._before = cpu_by_process(pids)
+        return pids
 
     def stop(self) -> None:
         """Walk the tree again and add up what each process spent since :meth:`start`."""
