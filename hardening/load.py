@@ -9,7 +9,6 @@ a fail-open and counted as such.
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from collections.abc import Callable
@@ -52,15 +51,11 @@ class Answer:
 
 
 def ask(base: str, token: str, job: Job, *, timeout: float = 60.0) -> Answer:
-    """POST one decision; a refused or reset connection, or a cut answer, is status 0.
-
-    (A server killed between an answer's head and its body leaves ``IncompleteRead``, an
-    ``HTTPException``, not an ``OSError``: a partial answer was not received.)
-    """
+    """POST one decision; a refused or reset connection, or a cut answer, is status 0."""
     try:
         reply: Reply = call(base, "POST", "/v1/decisions", token=token, body=job.body,
                             timeout=timeout)  # fmt: skip
-    except (OSError, http.client.HTTPException):
+    except OSError:
         return Answer(job.name, 0, None, (), None)
     body = reply.body if isinstance(reply.body, dict) else {}
     return Answer(

@@ -5,6 +5,7 @@ Waiting is bounded by generous deadlines that are never asserted on (no timed as
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -98,10 +99,15 @@ def call(
     for name, value in (headers or {}).items():
         req.add_header(name, value)
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # noqa: S310
-            content, status, hdrs = resp.read(), resp.status, dict(resp.headers)
-    except urllib.error.HTTPError as exc:
-        content, status, hdrs = exc.read(), exc.code, dict(exc.headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # noqa: S310
+                content, status, hdrs = resp.read(), resp.status, dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            content, status, hdrs = exc.read(), exc.code, dict(exc.headers)
+    except http.client.HTTPException as exc:
+        # A server killed between an answer's head and its body leaves IncompleteRead, which
+        # is no OSError: a cut answer is a failed connection like a reset, for every caller.
+        raise ConnectionError(f"the answer was cut short: {exc!r}") from exc
     lowered = {k.lower(): v for k, v in hdrs.items()}
     parsed: Any = None
     if "json" in lowered.get("content-type", ""):

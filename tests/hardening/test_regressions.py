@@ -106,7 +106,8 @@ def test_unhashable_admission_operation_is_a_denial_not_a_500(
 def test_an_answer_cut_after_its_head_is_no_answer_for_the_load_harness() -> None:
     """The kill -9 durability test failed once: the service died between an answer's head
     and its body, and ``http.client.IncompleteRead`` (not an ``OSError``) escaped a load
-    worker thread. A partial answer is no answer (status 0)."""
+    worker thread. ``call`` now reports a cut answer as a ``ConnectionError``, so a partial
+    answer is no answer (status 0)."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
