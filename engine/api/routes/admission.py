@@ -60,7 +60,7 @@ def admission_config(settings: Settings) -> AdmissionConfig:
     )
 
 
-async def _answer(
+async def admission_review(
     body: Any,
     *,
     principal: AdmissionPrincipal,
@@ -69,6 +69,8 @@ async def _answer(
     settings: SettingsDep,
     environment: str | None,
 ) -> JSONResponse:
+    """Review ``body`` and answer with the AdmissionReview (both routes, and
+    :mod:`engine.api.hot_routes`, which serves them ahead of these declarations)."""
     controller = AdmissionController(
         pipeline=pipeline, priors=cached_priors(log), config=admission_config(settings)
     )
@@ -93,7 +95,7 @@ async def admission(
     settings: SettingsDep,
 ) -> JSONResponse:
     """Decide an AdmissionReview in the namespace's mapped environment."""
-    return await _answer(
+    return await admission_review(
         body, principal=principal, pipeline=pipeline, log=log, settings=settings, environment=None
     )
 
@@ -113,7 +115,7 @@ async def admission_in_environment(
     settings: SettingsDep,
 ) -> JSONResponse:
     """Decide an AdmissionReview in the environment named by the path."""
-    return await _answer(
+    return await admission_review(
         body,
         principal=principal,
         pipeline=pipeline,

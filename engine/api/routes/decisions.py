@@ -1,5 +1,6 @@
 """``/v1/decisions``: decide (role ci), and read, query, prove and attest records (auditor).
 
+``POST`` is served by :mod:`engine.api.hot_routes` (declared here for the OpenAPI document).
 Deciding runs on the event loop (``DecisionPipeline.decide_async``: OPA awaited over asyncio,
 the log's commit awaited); the read routes are sync ``def``, run in FastAPI's threadpool.
 """
@@ -21,6 +22,8 @@ from engine.api.deps import (
 )
 from engine.api.errors import error_responses
 from engine.api.schemas import DecisionPage, DsseEnvelope, InclusionProof
+from engine.auth import Principal
+from engine.decision import DecisionPipeline
 from engine.log import DecisionRecordV1, build_vsa_envelope
 from engine.models.common import Verdict
 from engine.models.decision import Decision
@@ -47,6 +50,17 @@ async def decide(
     pipeline: PipelineDep,
 ) -> Response:
     """Run the pipeline; the decision is durable before it is returned.
+
+    Requests are served by :mod:`engine.api.hot_routes`, ahead of this declaration (which
+    the OpenAPI document describes); both call :func:`decide_response`.
+    """
+    return await decide_response(pipeline, request, principal)
+
+
+async def decide_response(
+    pipeline: DecisionPipeline, request: DecisionRequestV1, principal: Principal
+) -> Response:
+    """Decide and answer: the decision is durable before it is returned.
 
     The body is serialized here, once: returning the model would have FastAPI validate it
     against ``response_model`` again before serializing it (measured on the hot path).
