@@ -133,9 +133,11 @@ def test_deeply_nested_bundle_is_invalid(verifier: ProvenanceVerifier) -> None:
     for _ in range(40):
         nested["x"] = {}
         nested = nested["x"]
-    fact = check(verifier, doc)
-    assert fact.verification == "invalid" and "nested deeper" in (fact.error or "")
-    assert fact.bundle_digest == "unknown"
+    for _ in range(2):  # refused again: a refused document is never cached
+        fact = check(verifier, doc)
+        assert fact.verification == "invalid" and "nested deeper" in (fact.error or "")
+        assert fact.bundle_digest == "unknown"
+    assert verifier.cache_stats.size == 0
 
 
 def test_uncanonicalizable_bundle_is_invalid(verifier: ProvenanceVerifier) -> None:

@@ -158,20 +158,24 @@ class ProvenanceVerifier:
         Never raises for bad input: malformed, failing and unsupported attestations come
         back with ``verification`` = ``invalid`` / ``failed`` / ``unsupported``.
         """
-        try:
-            # 1. Bound nesting before anything else looks at the document.
-            check_depth(attestation, limits=self.limits, what="attestation")
-        except Rejected as rejected:
-            return AttestationFact(
-                index=index, bundle_digest="unknown", verification="invalid", error=rejected.message
-            )
-        # 2. Results are cached per (bundle, trust material, artifact). The key is a digest of
+        # 1. Results are cached per (bundle, trust material, artifact). The key is a digest of
         # the bundle's sorted-key JSON: equal keys mean equal documents, so a hit skips the
-        # RFC 8785 encoding (the fact's bundle_digest was computed from it on the miss).
+        # depth walk and the RFC 8785 encoding (both ran on the miss that filled it; a
+        # document nested too deep is refused below and never cached).
         memo = _memo_digest(attestation)
         key = (memo, self.trust_digest, artifact_digest) if memo is not None else None
         cached = self._cache.get(key) if key is not None else None
         if cached is None:
+            try:
+                # 2. Bound nesting before anything else looks into the document.
+                check_depth(attestation, limits=self.limits, what="attestation")
+            except Rejected as rejected:
+                return AttestationFact(
+                    index=index,
+                    bundle_digest="unknown",
+                    verification="invalid",
+                    error=rejected.message,
+                )
             cached = self._evaluate_uncached(attestation, artifact_digest)
             if key is not None:
                 self._cache.put(key, cached)
