@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import REPO, TreeCpu, connections_per_process
+from benchmarks.procs import REPO, TreeCpu, connections_per_process, machine_busy_seconds
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -26,11 +27,15 @@ def summarize(
     extra: dict[str, Any],
     *,
     opa_cpu_s: float = 0.0,
+    machine_busy_s: float | None = None,
+    window_s: float | None = None,
 ) -> dict[str, Any]:
     """Merge the generators' raw results into one row of figures.
 
     ``opa_cpu_s`` is the part of ``target_cpu_s`` spent in OPA processes (the service's
-    managed OPA, or all of it for a bare OPA).
+    managed OPA, or all of it for a bare OPA). ``machine_busy_s`` is what the whole machine
+    spent over the ``window_s`` seconds of the run: what neither the target nor the
+    generators spent is the load of other processes (``other_cpu_cores``, in cores).
     """
     latencies = sorted(x for r in raw for x in r["latencies_ms"])
     statuses: dict[str, int] = {}
@@ -57,6 +62,11 @@ def summarize(
         "opa_cpu_ms_per_req": round(opa_cpu_s * 1000 / n, 3) if n else 0.0,
         "loadgen_cpu_s": round(gen_cpu, 3),
         "loadgen_cpu_ms_per_req": round(gen_cpu * 1000 / n, 3) if n else 0.0,
+        "other_cpu_cores": (
+            round(max(0.0, machine_busy_s - target_cpu_s - gen_cpu) / window_s, 2)
+            if machine_busy_s is not None and window_s
+            else None
+        ),
         "first_error": next((r["first_error"] for r in raw if r["first_error"]), None),
         **{k: v for k, v in extra.items() if k != "expect_status"},
     }
@@ -118,6 +128,7 @@ def run_load(
     tree = TreeCpu(target_pid)
     # Every connection is open since the warm-up: which process of the target holds each.
     held = connections_per_process(tree.start(), port)
+    busy_before, started = machine_busy_seconds(), time.monotonic()
     for gen in gens:
         assert gen.stdin is not None
         gen.stdin.write("GO\n")
@@ -127,6 +138,7 @@ def run_load(
         assert gen.stdout is not None
         raw.append(json.loads(gen.stdout.readline()))
     tree.stop()
+    busy_s, window_s = machine_busy_seconds() - busy_before, time.monotonic() - started
     for gen in gens:
         gen.wait()
     return summarize(
@@ -144,4 +156,6 @@ def run_load(
             "connections_per_process": sorted(held.values(), reverse=True),
         },
         opa_cpu_s=tree.named_s,
+        machine_busy_s=busy_s,
+        window_s=window_s,
     )

@@ -109,6 +109,27 @@ def cpu_by_process(pids: list[int]) -> dict[int, float]:
     return out
 
 
+def busy_seconds(stat_text: str) -> float:
+    """CPU seconds the whole machine spent not idle, from ``/proc/stat``'s ``cpu`` line.
+
+    user + nice + system + irq + softirq + steal (guest time is inside user); idle and
+    iowait are waiting. The kernel is shared with other tenants' containers, so this counts
+    their processes too.
+    """
+    for line in stat_text.splitlines():
+        if line.startswith("cpu "):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (
+                int(v) for v in line.split()[1:9]
+            )
+            return (user + nice + system + irq + softirq + steal) / CLK_TCK
+    raise ValueError("no aggregate 'cpu' line in /proc/stat")
+
+
+def machine_busy_seconds() -> float:
+    """:func:`busy_seconds` of this machine now."""
+    return busy_seconds(Path("/proc/stat").read_text())
+
+
 def established_connections(port: int) -> set[int]:
     """Socket inodes of the established TCP connections whose local port is ``port``."""
     found: set[int] = set()

@@ -7,6 +7,7 @@ No timing is asserted anywhere: figures depend on the machine (issue 9).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ ROW_KEYS = {
     "name", "run", "requests", "ok", "statuses", "elapsed_s", "per_s", "p50_ms", "p95_ms",
     "p99_ms", "max_ms", "target_cpu_s", "cpu_ms_per_req", "opa_cpu_ms_per_req", "loadgen_cpu_s",
     "loadgen_cpu_ms_per_req", "first_error", "concurrency", "rate", "loadgen_procs",
+    "other_cpu_cores",
 }  # fmt: skip
 
 
@@ -55,6 +57,8 @@ def _check_rows(rows: list[dict[str, Any]], names: set[str], requests: int) -> N
         assert sum(row["connections_per_process"]) == row["concurrency"]
         assert row["per_s"] > 0 and row["cpu_ms_per_req"] >= 0
         assert 0 <= row["opa_cpu_ms_per_req"] <= row["cpu_ms_per_req"]
+        # The rest of the machine's CPU over the run, in cores (2 at most here).
+        assert 0 <= row["other_cpu_cores"] <= (os.cpu_count() or 1)
         if "OPA" in row["name"] and "releasegate" not in row["name"]:
             assert row["opa_cpu_ms_per_req"] == row["cpu_ms_per_req"]  # all of it is OPA
 

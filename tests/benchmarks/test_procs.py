@@ -9,11 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from benchmarks.procs import (
+    CLK_TCK,
     TreeCpu,
+    busy_seconds,
     connections_per_process,
     cpu_by_process,
     cpu_seconds,
+    machine_busy_seconds,
     named,
     process_tree,
 )
@@ -99,3 +104,26 @@ def test_connections_per_process_counts_the_accepted_side_of_a_port() -> None:
     finally:
         for s in clients + accepted + [listener]:
             s.close()
+
+
+# The head of a real /proc/stat (this machine, 2 vCPUs).
+PROC_STAT = """cpu  2153539 0 370842 7799346 22817 0 29511 3469 0 0
+cpu0 1076211 0 185519 3899613 11462 0 19204 1711 0 0
+cpu1 1077327 0 185322 3899733 11355 0 10306 1757 0 0
+intr 845044455 0 9 0 0 0 0 0 0 0
+"""
+
+
+def test_busy_seconds_counts_every_state_but_idle_and_iowait() -> None:
+    busy = 2153539 + 0 + 370842 + 0 + 29511 + 3469  # user nice system irq softirq steal
+    assert busy_seconds(PROC_STAT) == busy / CLK_TCK
+    with pytest.raises(ValueError, match="cpu"):
+        busy_seconds("intr 1 2 3\n")
+
+
+def test_machine_busy_seconds_grows_with_work() -> None:
+    before = machine_busy_seconds()
+    spent = time.process_time()
+    while time.process_time() - spent < 0.3:  # burn CPU in this process
+        pass
+    assert machine_busy_seconds() - before >= 0.25
