@@ -17,9 +17,10 @@ plain Starlette routes placed first in the app's router:
 
 What they raise is answered by the app's exception handlers (``engine.api.errors``), as for
 any route. FastAPI's ``app.dependency_overrides`` does not reach them (nothing here uses it:
-tests build apps from real parts). The FastAPI declarations of these routes stay in ``routes/decisions.py`` and
-``routes/admission.py``: they are what the OpenAPI document describes, they call the same
-functions, and ``tests/api/test_hot_routes.py`` holds both to the same answers.
+tests build apps from real parts). The FastAPI declarations of these routes stay in
+``routes/decisions.py`` and ``routes/admission.py``: they are what the OpenAPI document
+describes, they call the same functions, and ``tests/api/test_hot_routes.py`` holds both to
+the same answers.
 """
 
 from __future__ import annotations
