@@ -124,7 +124,7 @@ def render(name: str, result: dict[str, Any]) -> str:
     lines.append("cpu ms/req: service (+ its OPA) or OPA process CPU / requests; opa ms/req: "
                  "the OPA part of it; gen ms/req: load generator CPU / requests; others: "
                  "cores busy with other processes on this machine during the run "
-                 "(other tenants, the benchmark's own bookkeeping)")  # fmt: skip
+                 "(anything else running here, the benchmark's own bookkeeping)")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -113,8 +113,7 @@ def busy_seconds(stat_text: str) -> float:
     """CPU seconds the whole machine spent not idle, from ``/proc/stat``'s ``cpu`` line.
 
     user + nice + system + irq + softirq + steal (guest time is inside user); idle and
-    iowait are waiting. The kernel is shared with other tenants' containers, so this counts
-    their processes too.
+    iowait are waiting. Every process on the machine counts, the benchmark's or not.
     """
     for line in stat_text.splitlines():
         if line.startswith("cpu "):
