@@ -20,6 +20,11 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+# Below 200 clock ticks (at 100 Hz) the rounding of /proc/stat's and each process's tick
+# counters is no longer small next to the window; the smoke test's runs last a few ticks.
+MIN_OTHERS_WINDOW_S = 2.0
+
+
 def summarize(
     name: str,
     raw: list[dict[str, Any]],
@@ -35,7 +40,10 @@ def summarize(
     ``opa_cpu_s`` is the part of ``target_cpu_s`` spent in OPA processes (the service's
     managed OPA, or all of it for a bare OPA). ``machine_busy_s`` is what the whole machine
     spent over the ``window_s`` seconds of the run: what neither the target nor the
-    generators spent is the load of other processes (``other_cpu_cores``, in cores).
+    generators spent is the load of other processes (``other_cpu_cores``, in cores). It is
+    None for a run shorter than ``MIN_OTHERS_WINDOW_S``: every figure in the subtraction
+    counts whole clock ticks, so a few ticks of rounding over a window of a few ticks gave
+    "2.61 cores" on a 2-core machine.
     """
     latencies = sorted(x for r in raw for x in r["latencies_ms"])
     statuses: dict[str, int] = {}
@@ -64,7 +72,7 @@ def summarize(
         "loadgen_cpu_ms_per_req": round(gen_cpu * 1000 / n, 3) if n else 0.0,
         "other_cpu_cores": (
             round(max(0.0, machine_busy_s - target_cpu_s - gen_cpu) / window_s, 2)
-            if machine_busy_s is not None and window_s
+            if machine_busy_s is not None and window_s and window_s >= MIN_OTHERS_WINDOW_S
             else None
         ),
         "first_error": next((r["first_error"] for r in raw if r["first_error"]), None),

@@ -7,7 +7,6 @@ No timing is asserted anywhere: figures depend on the machine (issue 9).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,8 +56,8 @@ def _check_rows(rows: list[dict[str, Any]], names: set[str], requests: int) -> N
         assert sum(row["connections_per_process"]) == row["concurrency"]
         assert row["per_s"] > 0 and row["cpu_ms_per_req"] >= 0
         assert 0 <= row["opa_cpu_ms_per_req"] <= row["cpu_ms_per_req"]
-        # The rest of the machine's CPU over the run, in cores (2 at most here).
-        assert 0 <= row["other_cpu_cores"] <= (os.cpu_count() or 1)
+        # Runs of a few clock ticks are too short to tell what other processes took.
+        assert row["other_cpu_cores"] is None
         if "OPA" in row["name"] and "releasegate" not in row["name"]:
             assert row["opa_cpu_ms_per_req"] == row["cpu_ms_per_req"]  # all of it is OPA
 

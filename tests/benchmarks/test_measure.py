@@ -1,0 +1,48 @@
+"""How a row's figures are derived from the generators' raw results (no process is run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.measure import MIN_OTHERS_WINDOW_S, summarize
+
+
+def _raw(latencies_ms: list[float], elapsed_s: float, cpu_s: float) -> dict[str, Any]:
+    return {
+        "latencies_ms": latencies_ms,
+        "statuses": {"200": len(latencies_ms)},
+        "elapsed_s": elapsed_s,
+        "cpu_s": cpu_s,
+        "first_error": None,
+    }
+
+
+def test_other_load_is_what_neither_target_nor_generators_took() -> None:
+    raw = [_raw([1.0, 2.0], 10.0, 0.5), _raw([3.0, 4.0], 9.0, 0.5)]
+    row = summarize("t", raw, 8.0, {}, opa_cpu_s=2.0, machine_busy_s=12.0, window_s=10.0)
+    # 12 s busy - 8 s target - 1 s generators = 3 s over 10 s.
+    assert row["other_cpu_cores"] == pytest.approx(0.3)
+    assert row["loadgen_cpu_s"] == pytest.approx(1.0)
+    assert row["cpu_ms_per_req"] == pytest.approx(2000.0)
+    assert row["opa_cpu_ms_per_req"] == pytest.approx(500.0)
+    assert row["per_s"] == pytest.approx(0.4)  # 4 answers over the slower generator's 10 s
+
+
+def test_rounding_below_zero_reads_as_no_other_load() -> None:
+    # Each counter rounds to whole ticks: the parts can sum to a little more than the whole.
+    row = summarize("t", [_raw([1.0], 5.0, 0.52)], 4.5, {}, machine_busy_s=5.0, window_s=5.0)
+    assert row["other_cpu_cores"] == 0.0
+
+
+@pytest.mark.parametrize("window_s", [0.03, MIN_OTHERS_WINDOW_S / 2])
+def test_a_window_of_a_few_ticks_gives_no_other_load_figure(window_s: float) -> None:
+    # The smoke run that printed 2.61 cores on 2 cores: 80 ms busy, 10 ms counted, 30 ms.
+    row = summarize("t", [_raw([1.0], window_s, 0.0)], 0.01, {}, machine_busy_s=0.08,
+                    window_s=window_s)  # fmt: skip
+    assert row["other_cpu_cores"] is None
+
+
+def test_no_machine_reading_gives_no_other_load_figure() -> None:
+    assert summarize("t", [_raw([1.0], 1.0, 0.0)], 0.1, {})["other_cpu_cores"] is None
