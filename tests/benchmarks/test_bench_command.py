@@ -39,6 +39,7 @@ def results(tmp_path_factory: pytest.TempPathFactory, opa_binary: Path) -> dict[
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc: dict[str, Any] = json.loads(out.read_text())
     doc["stdout"] = proc.stdout
+    doc["path"] = str(out)
     return doc
 
 
@@ -119,3 +120,21 @@ def test_stages_time_every_part_of_one_decision(results: dict[str, Any]) -> None
     assert all(isinstance(v, float | int) and v >= 0 for v in run["ms"].values())
     assert run["ms"]["pipeline"] > 0  # a CPU figure was taken (its size is not asserted)
     assert "where the CPU of one decision goes" in results["stdout"]
+
+
+def test_compare_reads_what_the_command_writes(results: dict[str, Any], tmp_path: Path) -> None:
+    report = tmp_path / "compare.json"
+    argv = [sys.executable, "-m", "benchmarks.compare", results["path"], results["path"],
+            "--json", str(report), "--fail-worse", "0"]  # fmt: skip
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = json.loads(report.read_text())["lines"]
+    targets = {(x["scenario"], x["target"]) for x in lines}
+    rows = results["scenarios"]["core"]["runs"]
+    assert {("core", r["name"]) for r in rows} <= targets
+    assert {("core", f"{r['name']} ÷ bare OPA") for r in rows if r["name"] != "bare OPA"} <= targets
+    assert {("stages", key) for key, _ in STAGES} <= targets
+    assert {("log", "postgresql, 16 writer(s)"), ("admission", "releasegate admission")} <= targets
+    # One run per target here: nothing can be judged, nothing changed.
+    assert {x["verdict"] for x in lines} == {"?"}
+    assert {x["change_pct"] for x in lines} <= {0.0, None}
