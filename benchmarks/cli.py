@@ -119,6 +119,9 @@ def render(name: str, result: dict[str, Any]) -> str:
     if result.get("ratio_workers_to_bare_opa") is not None:
         ratio = result["ratio_workers_to_bare_opa"]
         lines.append(f"releasegate with workers / bare OPA throughput: {ratio}")
+    if result.get("ratio_affinity_to_bare_opa") is not None:
+        ratio = result["ratio_affinity_to_bare_opa"]
+        lines.append(f"releasegate with cpu_affinity auto / bare OPA throughput: {ratio}")
     if TARGETS[name]:
         lines.append(TARGETS[name])
     lines.append("cpu ms/req: service (+ its OPA) or OPA process CPU / requests; opa ms/req: "

@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmarks.measure import run_load
 from benchmarks.procs import REPO, Service, start_opa, start_service
+from engine.affinity import plan_for, usable_cpus
 from engine.log.scratch_db import scratch_database
 
 REQUEST_FILE = REPO / "examples" / "requests" / "allow.json"
@@ -101,6 +102,8 @@ class Target:
     """What every answer must contain to count (the verdict): see ``loadgen.Spec``."""
 
 
+AFFINITY_ROW = "releasegate, cpu_affinity auto"
+"""Scenario 1's one-process service with ``cpu_affinity = auto`` (when there are 2+ CPUs)."""
 ALLOW = '"verdict":"allow"'
 ADMITTED = '"allowed":true'
 
@@ -160,6 +163,19 @@ def core(opts: Options) -> dict[str, Any]:
                     expect_text=ALLOW,
                 )
             )
+        if plan_for(usable_cpus()) is not None:
+            pinned = start_service(
+                opts.workdir / "core-affinity",
+                env={"RELEASEGATE_CPU_AFFINITY": "auto"},
+                roles=("ci",),
+            )
+            stack.append(pinned)
+            _decide_once(pinned, body)
+            targets.append(
+                Target(
+                    AFFINITY_ROW, pinned, decide, body_file, _auth(pinned, "ci"), expect_text=ALLOW
+                )
+            )
         # The HTTP floor: the same process, uvicorn + middleware + FastAPI, no work at all.
         targets.append(Target(FLOOR, svc, "/healthz", empty_file, method="GET"))
         if opts.postgres_url:
@@ -209,6 +225,7 @@ def core(opts: Options) -> dict[str, Any]:
         "ratio_workers_to_bare_opa": _ratio(runs, _workers_row(opts), "bare OPA")
         if opts.workers > 1
         else None,
+        "ratio_affinity_to_bare_opa": _ratio(runs, AFFINITY_ROW, "bare OPA"),
         "opa_console_log_lines": console_lines,
     }
 
@@ -232,7 +249,7 @@ def _ratio(runs: list[dict[str, Any]], a: str, b: str) -> float | None:
         rows = [r["per_s"] for r in runs if r["name"] == name]
         return sum(rows) / len(rows) if rows else 0.0
 
-    return round(mean(a) / mean(b), 3) if mean(b) else None
+    return round(mean(a) / mean(b), 3) if mean(a) and mean(b) else None
 
 
 def admission_review(digest: str, uid: str) -> dict[str, Any]:

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     """Service processes on one port (``serve --workers``), each with its own managed OPA;
     more than one uses more cores. They share the state directory's log and stores."""
+    cpu_affinity: Literal["off", "auto"] = "off"
+    """``auto``: ``serve`` keeps its own threads on the first usable CPU and its managed OPA
+    on the others (one process, managed OPA, Linux; ``engine/affinity.py``)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Service log level (``serve --log-level``); ``debug`` adds tracebacks."""
     gc_freeze: bool = True
@@ -106,6 +109,11 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert and tls_key must be set together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        if self.cpu_affinity == "auto" and (self.workers > 1 or self.opa_url):
+            raise ValueError(
+                "cpu_affinity auto places one service process and its managed OPA; with "
+                "workers > 1 or opa_url, place the processes with taskset or a cpuset instead"
+            )
         return self
 
     def policy_source(self) -> PolicySource:

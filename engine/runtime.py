@@ -19,8 +19,8 @@ from engine.inputs.base import (
 )
 
 
-def build_engine(settings: Settings) -> PolicyEngine:
-    """A managed OPA, or the configured remote OPA (sidecar)."""
+def build_engine(settings: Settings, *, opa_cpus: frozenset[int] | None = None) -> PolicyEngine:
+    """A managed OPA (on ``opa_cpus`` when given), or the configured remote OPA (sidecar)."""
     source = settings.policy_source()
     if settings.opa_url:
         return RemoteOpaEngine(
@@ -32,6 +32,7 @@ def build_engine(settings: Settings) -> PolicyEngine:
         timeout=settings.eval_timeout_s,
         gogc=settings.opa_gogc,
         read_optimized_store=settings.opa_store_read_optimized,
+        cpus=opa_cpus,
     )
 
 
@@ -86,9 +87,10 @@ def open_runtime(
     *,
     recorder: DecisionRecorder | None = None,
     approvals: ApprovalProvider | None = None,
+    opa_cpus: frozenset[int] | None = None,
 ) -> Runtime:
     """Start the engine and assemble the pipeline."""
-    engine = build_engine(settings)
+    engine = build_engine(settings, opa_cpus=opa_cpus)
     try:
         providers = build_providers(settings, approvals=approvals)
     except BaseException:

@@ -11,6 +11,7 @@ raises a :class:`engine.errors.PolicyError`, which the pipeline turns into ``pau
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -51,6 +52,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(pr_set_pdeathsig, _signal.SIGKILL)
+
+
+def _child_setup(cpus: frozenset[int] | None) -> None:  # pragma: no cover - in the child
+    """Before exec: the CPUs OPA may use (its Go runtime sizes GOMAXPROCS from them), then
+    :func:`_die_with_parent`."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    _die_with_parent()
 
 
 def find_opa(configured: str | None = None) -> Path:
@@ -107,8 +116,10 @@ class ManagedOpaEngine:
         workdir: Path | None = None,
         gogc: int | None = None,
         read_optimized_store: bool = False,
+        cpus: frozenset[int] | None = None,
     ) -> None:
         self._opa = opa or find_opa()
+        self._cpus = cpus
         self._env = opa_environment(gogc)
         self._tuning = opa_tuning_args(read_optimized_store=read_optimized_store)
         self._version = opa_version(self._opa)
@@ -172,7 +183,11 @@ class ManagedOpaEngine:
                     stdin=subprocess.DEVNULL,
                     env=self._env,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    preexec_fn=(
+                        functools.partial(_child_setup, self._cpus)
+                        if sys.platform == "linux"
+                        else None
+                    ),
                 )
             except RuntimeError as exc:  # closed while the supervisor was restarting OPA
                 raise EngineUnavailable("the OPA engine is closed") from exc

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks.scenarios import FLOOR
+from benchmarks.scenarios import AFFINITY_ROW, FLOOR
 from benchmarks.stages import STAGES
+from engine.affinity import plan_for, usable_cpus
 from tests.conftest import REPO
 
 ROW_KEYS = {
@@ -76,7 +77,8 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
     core = results["scenarios"]["core"]
     names = {"releasegate (SQLite)", "releasegate, 2 workers", "releasegate (PostgreSQL)",
              "bare OPA", "OPA + console decision log", FLOOR}  # fmt: skip
-    _check_rows(core["runs"], names, 8)
+    pinned = plan_for(usable_cpus()) is not None  # the cpu_affinity row needs 2+ CPUs
+    _check_rows(core["runs"], names | ({AFFINITY_ROW} if pinned else set()), 8)
     assert core["request_bytes"] > 20_000
     assert 0 < core["opa_input_bytes"] < core["request_bytes"]
     assert core["ratio_releasegate_to_bare_opa"] > 0
@@ -87,6 +89,8 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
     workers = next(r for r in core["runs"] if r["name"] == "releasegate, 2 workers")
     assert 1 <= len(workers["connections_per_process"]) <= 2
     assert "releasegate with workers / bare OPA throughput" in results["stdout"]
+    assert (core["ratio_affinity_to_bare_opa"] is not None) == pinned
+    assert ("releasegate with cpu_affinity auto / bare OPA" in results["stdout"]) == pinned
 
 
 def test_admission_is_paced(results: dict[str, Any]) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import signal
 import stat
 import sys
 from pathlib import Path
 from typing import Any
 
+from engine.affinity import CpuPlan
 from engine.errors import ConfigError, FieldError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -54,7 +56,15 @@ def insecure_settings(settings: Any) -> list[FieldError]:
     return problems
 
 
-def print_summary(settings: Any, *, log: Any, runtime: Any | None, tokens: Any, url: str) -> None:
+def print_summary(
+    settings: Any,
+    *,
+    log: Any,
+    runtime: Any | None,
+    tokens: Any,
+    url: str,
+    cpus: CpuPlan | None = None,
+) -> None:
     """What the service uses and where; ``runtime`` None: the workers start their engines."""
     from sqlalchemy.engine import make_url
 
@@ -95,11 +105,36 @@ def print_summary(settings: Any, *, log: Any, runtime: Any | None, tokens: Any, 
             f"  workers:     {settings.workers} processes, "
             + ("each with its own managed OPA" if settings.opa_url is None else "remote OPA"),
         ]
+    if cpus is not None:
+        lines.append(f"  cpus:        {cpus.describe()} (cpu_affinity auto)")
     lines += [
         f"  mutual TLS:  {'on' if settings.tls_client_ca else 'off'}",
         f"  url:         {url}",
     ]
     print("\n".join(lines), flush=True)
+
+
+def place_on_cpus(settings: Any) -> CpuPlan | None:
+    """``cpu_affinity auto``: pin this process's threads now (threads started later inherit
+    it); the plan's OPA CPUs go to the managed OPA. None when off or nothing to split."""
+    if settings.cpu_affinity != "auto":
+        return None
+    from engine.affinity import pin_process, plan_for, usable_cpus
+
+    if not hasattr(os, "sched_setaffinity"):
+        raise ConfigError(
+            "refusing cpu_affinity auto",
+            errors=[FieldError("cpu_affinity", "auto needs Linux (sched_setaffinity)")],
+        )
+    plan = plan_for(usable_cpus())
+    if plan is None:
+        print(
+            "warning: cpu_affinity auto: fewer than two usable CPUs, nothing to split",
+            file=sys.stderr,
+        )
+        return None
+    pin_process(plan.service)
+    return plan
 
 
 class _Terminated(Exception):
@@ -152,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         dev_mode=args.dev or None,
         workers=args.workers,
         log_level=args.log_level,
+        cpu_affinity=args.cpu_affinity,
     )
     problems = insecure_settings(settings)
     if problems and not settings.dev_mode:
@@ -174,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.log import MaskRule, open_decision_log
     from engine.runtime import open_runtime
 
+    cpus = place_on_cpus(settings)
     url = database_url(settings.state_dir, settings.database_url)
     masks = [MaskRule.parse(p) for p in settings.mask_paths]
     closers: list[Any] = []
@@ -188,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         closers.append(approvals)
         tokens = TokenStore(url, cache_ttl_s=settings.token_cache_ttl_s)
         closers.append(tokens)
-        runtime = open_runtime(settings)
+        runtime = open_runtime(settings, opa_cpus=None if cpus is None else cpus.opa)
         closers.append(runtime)
         app = create_app(
             settings, runtime=runtime, decision_log=log, approvals=approvals, tokens=tokens
@@ -197,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         print_summary(
             settings, log=log, runtime=runtime, tokens=tokens,
-            url=f"{scheme}://{host}:{settings.port}",
+            url=f"{scheme}://{host}:{settings.port}", cpus=cpus,
         )  # fmt: skip
         configure_logging(settings.log_level)
         server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings)))
@@ -244,6 +281,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="service processes on the port, each with its own managed OPA, sharing the "
         "state directory (default 1, or RELEASEGATE_WORKERS)",
+    )
+    p.add_argument(
+        "--cpu-affinity",
+        default=None,
+        choices=("off", "auto"),
+        help="auto: this process's threads on the first usable CPU, its managed OPA on the "
+        "others (one process; default off, or RELEASEGATE_CPU_AFFINITY)",
     )
     p.add_argument(
         "--log-level",

@@ -1,0 +1,94 @@
+"""``serve --cpu-affinity auto`` on a real service: its threads stay on one CPU and its managed
+OPA on the others, including an OPA the supervisor starts after the first one was killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.affinity import plan_for, usable_cpus
+from tests.api.conftest import dev_request
+from tests.api.test_serve import Server, create_token, start_server, stop
+
+RESTART_DEADLINE_S = 60.0
+
+
+def _masks(pid: int) -> set[frozenset[int]]:
+    """The distinct CPU masks of the threads of ``pid``."""
+    return {frozenset(os.sched_getaffinity(int(t))) for t in os.listdir(f"/proc/{pid}/task")}
+
+
+def _opa_children(pid: int) -> list[int]:
+    """The live processes named ``opa`` whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        fields = rest.split()
+        if name == "opa" and int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _decide(server: Server, token: str) -> str:
+    status, _, body = server.call("POST", "/v1/decisions", token=token, body=dev_request())
+    assert status == 200, body
+    return str(body["verdict"])
+
+
+def test_auto_places_the_service_and_its_opa_and_keeps_a_restarted_opa_in_place(
+    tmp_path: Path, policy_dir: Path, opa_binary: Path
+) -> None:
+    plan = plan_for(usable_cpus())
+    if plan is None:
+        pytest.skip("one usable CPU: nothing to split")
+    state_dir = tmp_path / "state"
+    token = create_token(state_dir, "ci-pipeline", "ci")
+    env = {"RELEASEGATE_BUNDLE": str(policy_dir), "RELEASEGATE_OPA": str(opa_binary)}
+    server = start_server(state_dir, env, args=("--cpu-affinity", "auto"))
+    try:
+        assert f"cpus:        {plan.describe()} (cpu_affinity auto)" in server.summary
+        verdict = _decide(server, token)  # the log writer and the OPA client are running now
+        assert _masks(server.process.pid) == {plan.service}
+        (opa,) = _opa_children(server.process.pid)
+        assert _masks(opa) == {plan.opa}
+
+        os.kill(opa, signal.SIGKILL)
+        deadline = time.monotonic() + RESTART_DEADLINE_S  # never asserted on
+        restarted: list[int] = []
+        while time.monotonic() < deadline:
+            restarted = [p for p in _opa_children(server.process.pid) if p != opa]
+            if restarted and server.call("GET", "/readyz")[0] == 200:
+                break
+            time.sleep(0.1)
+        assert len(restarted) == 1, "the supervisor did not restart OPA"
+        assert _masks(restarted[0]) == {plan.opa}
+        assert _decide(server, token) == verdict
+        assert _masks(server.process.pid) == {plan.service}
+    finally:
+        code, err = stop(server)
+    assert code == 0, err
+
+
+def test_off_leaves_both_on_every_usable_cpu(
+    tmp_path: Path, policy_dir: Path, opa_binary: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    env = {"RELEASEGATE_BUNDLE": str(policy_dir), "RELEASEGATE_OPA": str(opa_binary)}
+    server = start_server(state_dir, env)
+    try:
+        assert "cpus:" not in server.summary
+        (opa,) = _opa_children(server.process.pid)
+        assert _masks(server.process.pid) == _masks(opa) == {usable_cpus()}
+    finally:
+        code, err = stop(server)
+    assert code == 0, err
