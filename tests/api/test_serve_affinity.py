@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.procs import named, process_tree
 from engine.affinity import plan_for, usable_cpus
 from tests.api.conftest import dev_request
 from tests.api.test_serve import Server, create_token, start_server, stop
@@ -23,20 +24,8 @@ def _masks(pid: int) -> set[frozenset[int]]:
 
 
 def _opa_children(pid: int) -> list[int]:
-    """The live processes named ``opa`` whose parent is ``pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
-        fields = rest.split()
-        if name == "opa" and int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
+    """The processes named ``opa`` under ``pid``."""
+    return named(process_tree(pid)[1:], "opa")
 
 
 def _decide(server: Server, token: str) -> str:
