@@ -28,7 +28,7 @@ class CpuPlan:
     opa: frozenset[int]
 
     def describe(self) -> str:
-        """``service on CPU 0, OPA on CPU 1`` (for the start-up summary and the log)."""
+        """``service on CPU 0, OPA on CPU 1``, as the start-up summary prints it."""
         return f"service on CPU {_cpu_list(self.service)}, OPA on CPU {_cpu_list(self.opa)}"
 
 
