@@ -6,7 +6,8 @@ way nginx's ``worker_cpu_affinity`` or HAProxy's ``cpu-map`` place an event-loop
 The service runs Python under one interpreter lock and uses about one CPU; its log writer
 thread then shares that CPU's caches with the event loop, and OPA's threads stay on the
 other CPUs instead of being moved between them by the scheduler (docs/benchmarks.md,
-round 7: +12 % decisions/s and about 10 ms less p99 on 2 vCPUs, 7 of 8 alternated pairs).
+round 7, 2 vCPUs: +12 to +19 % decisions/s and about 10 ms less p99 while the host was
+slow, 2-5 % less while it was fast).
 
 Off by default: a host whose CPUs are shared with other pinned work should place processes
 itself. Linux only (``sched_setaffinity``); with fewer than two usable CPUs there is
