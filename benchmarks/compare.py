@@ -151,7 +151,8 @@ def figures_of(doc: dict[str, Any]) -> Figures:
         runs = [r for r in result.get("runs", []) if isinstance(r, dict)]
         if scenario == "stages":
             for run in runs:
-                for stage, ms in (run.get("ms") or {}).items():
+                stage_ms = run.get("ms")
+                for stage, ms in stage_ms.items() if isinstance(stage_ms, dict) else ():
                     _add(figures, (scenario, stage, "ms"), ms, False)
             continue
         if scenario == "log":

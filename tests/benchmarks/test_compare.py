@@ -151,3 +151,11 @@ def test_a_file_that_is_not_a_result_exits_2_naming_it(
     assert main([str(ROUND6), str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and says in err
+
+
+def test_figures_of_an_odd_shape_are_left_out_not_fatal() -> None:
+    # A hand-edited or truncated file: what is not a number is not compared.
+    doc = {"scenarios": {"stages": {"runs": [{"ms": [1, 2]}, {"ms": {"parse": "fast"}}, 3]},
+                         "core": {"runs": [{"name": "x", "per_s": True, "p99_ms": None}]},
+                         "log": "broken"}}  # fmt: skip
+    assert compare(doc, doc) == []
