@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     """Path of the opa binary (else RELEASEGATE_OPA, .tools/bin/opa, PATH)."""
     opa_url: str | None = None
     """An existing OPA server (sidecar) instead of a managed process."""
+    opa_shared: Path | None = None
+    """Internal: the address file of the OPA that ``serve --workers N`` runs for its workers
+    (``engine/engines/shared_opa.py``); set by the command for the processes it spawns."""
     bundle: Path | None = None
     """Policy bundle (.tar.gz) or directory; default: the committed signed bundle."""
     bundle_public_key: Path | None = None
@@ -62,8 +65,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    """Service processes on one port (``serve --workers``), each with its own managed OPA;
-    more than one uses more cores. They share the state directory's log and stores."""
+    """Service processes on one port (``serve --workers``) sharing one managed OPA; more
+    than one uses more cores. They share the state directory's log and stores."""
     cpu_affinity: Literal["off", "auto"] = "off"
     """``auto``: ``serve`` keeps its own threads on the first usable CPU and its managed OPA
     on the others (one process, managed OPA, Linux; ``engine/affinity.py``)."""
@@ -109,6 +112,8 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert and tls_key must be set together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        if self.opa_shared is not None and self.opa_url:
+            raise ValueError("opa_shared (set by serve --workers) and opa_url exclude each other")
         if self.cpu_affinity == "auto" and (self.workers > 1 or self.opa_url):
             raise ValueError(
                 "cpu_affinity auto places one service process and its managed OPA; with "

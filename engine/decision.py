@@ -315,7 +315,7 @@ class DecisionPipeline:
             release=document.release.model_dump(mode="json", exclude={"caller"}, exclude_none=True),
             artifact=document.artifact.model_dump(mode="json", exclude_none=True),
             dry_run=dry_run,
-            policy=self.engine.policy,
+            policy=result.evaluated_policy or self.engine.policy,
             engine=self.engine.info,
             input_digest=digest_of_canonical(canonical),
         )

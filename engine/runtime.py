@@ -20,19 +20,29 @@ from engine.inputs.base import (
 
 
 def build_engine(settings: Settings, *, opa_cpus: frozenset[int] | None = None) -> PolicyEngine:
-    """A managed OPA (on ``opa_cpus`` when given), or the configured remote OPA (sidecar)."""
+    """A managed OPA (on ``opa_cpus`` when given), the OPA of a ``serve --workers``
+    supervisor, or the configured remote OPA (sidecar)."""
+    if settings.opa_shared is not None:
+        from engine.engines.shared_opa import SharedOpaEngine
+
+        return SharedOpaEngine(settings.opa_shared, timeout=settings.eval_timeout_s)
     source = settings.policy_source()
     if settings.opa_url:
         return RemoteOpaEngine(
             settings.opa_url, policy=policy_info(source.path), timeout=settings.eval_timeout_s
         )
+    return managed_engine(settings, cpus=opa_cpus)
+
+
+def managed_engine(settings: Settings, *, cpus: frozenset[int] | None = None) -> ManagedOpaEngine:
+    """The managed OPA these settings describe (bundle, binary, tuning)."""
     return ManagedOpaEngine(
-        source,
+        settings.policy_source(),
         opa=find_opa(settings.opa),
         timeout=settings.eval_timeout_s,
         gogc=settings.opa_gogc,
         read_optimized_store=settings.opa_store_read_optimized,
-        cpus=opa_cpus,
+        cpus=cpus,
     )
 
 

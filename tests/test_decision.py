@@ -16,7 +16,7 @@ from engine.engines.fake import FakeEngine
 from engine.errors import EngineUnavailable, StoreError
 from engine.inputs.base import FactProviders, NoApprovalStore, NoSloConfigured
 from engine.models.common import SectionStatus, Verdict
-from engine.models.decision import Decision, PolicyResult, Reason
+from engine.models.decision import Decision, PolicyInfo, PolicyResult, Reason
 from engine.models.parse import parse_request
 from engine.models.provenance import ProvenanceSection
 from engine.models.vulnerabilities import VulnerabilitiesSection
@@ -88,6 +88,18 @@ def test_allow_passes_through_with_identity_fields() -> None:
     assert "caller" not in decision.release
     canonical = rfc8785.dumps({**document, "now_ns": float(document["now_ns"])})
     assert decision.input_digest == "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def test_the_decision_names_the_bundle_its_result_came_from() -> None:
+    # An engine that swapped bundles while this evaluation was in flight reports the new one
+    # as engine.policy; the result says which bundle evaluated it, and that is recorded.
+    evaluated = PolicyInfo(revision="evaluated", digest="sha256:" + "1" * 64)
+    engine = FakeEngine(
+        lambda doc: PolicyResult(verdict=Verdict.ALLOW).evaluated_by(evaluated), revision="newer"
+    )
+    assert _pipeline(engine).decide(parse_request(REQUEST)).policy == evaluated
+    plain = FakeEngine(lambda doc: PolicyResult(verdict=Verdict.ALLOW), revision="newer")
+    assert _pipeline(plain).decide(parse_request(REQUEST)).policy == plain.policy
 
 
 def test_engine_error_becomes_pause_engine_unavailable() -> None:

@@ -122,8 +122,15 @@ def open_state(
             limit=settings.auth_failure_limit, window_s=settings.auth_failure_window_s
         ),
         closers=closers,
-        bundle_watcher=watcher,
+        bundle_watcher=watcher if watcher is not None else _shared_reloads(runtime.engine),
     )
+
+
+def _shared_reloads(engine: Any) -> Any:
+    """A ``serve --workers`` worker: its supervisor's bundle reloads, as a watcher's status."""
+    from engine.engines.shared_opa import SharedOpaEngine
+
+    return engine if isinstance(engine, SharedOpaEngine) else None
 
 
 def _watch_bundle(settings: Settings, runtime: Runtime, metrics: ServiceMetrics) -> Any:

@@ -53,7 +53,9 @@ class AppState:
     limiter: FailureLimiter
     closers: list[Any] = field(default_factory=list)
     bundle_watcher: Any = None
-    """The :class:`engine.engines.bundle_watch.BundleWatcher` of a managed OPA, if any."""
+    """What reports bundle reloads (``.status``): the
+    :class:`engine.engines.bundle_watch.BundleWatcher` of a managed OPA, or a worker's
+    :class:`engine.engines.shared_opa.SharedOpaEngine`."""
 
 
 async def get_app_state(request: Request) -> AppState:

@@ -38,6 +38,8 @@ class _SourceCollector(Collector):
     def __init__(self) -> None:
         self.restarts: Callable[[], int | None] = lambda: None
         self.cache: Callable[[], tuple[int, int, int] | None] = lambda: None
+        self.reloads: Callable[[], tuple[int, int] | None] = lambda: None
+        """A worker's claimed share of its supervisor's bundle reloads (ok, refused)."""
 
     def collect(self) -> Iterable[Metric]:
         restarts = self.restarts()
@@ -74,9 +76,16 @@ class _PublishedSources:
     """
 
     def __init__(
-        self, sources: _SourceCollector, *, registry: CollectorRegistry, interval_s: float = 1.0
+        self,
+        sources: _SourceCollector,
+        *,
+        registry: CollectorRegistry,
+        bundle_reloads: Counter,
+        interval_s: float = 1.0,
     ) -> None:
         self.sources = sources
+        self.bundle_reloads = bundle_reloads
+        self._seen_reloads = (0, 0)
         self.restarts = Counter(
             "releasegate_opa_restarts", "Managed OPA process restarts", registry=registry
         )
@@ -123,6 +132,11 @@ class _PublishedSources:
                 max(hits, seen_hits),
                 max(misses, seen_misses),
             )
+            ok, refused = self.sources.reloads() or (0, 0)
+            seen_ok, seen_refused = self._seen_reloads
+            self.bundle_reloads.labels("ok").inc(max(0, ok - seen_ok))
+            self.bundle_reloads.labels("refused").inc(max(0, refused - seen_refused))
+            self._seen_reloads = (max(ok, seen_ok), max(refused, seen_refused))
 
     def close(self) -> None:
         """Stop the copying thread."""
@@ -193,7 +207,9 @@ class ServiceMetrics:
         if multiprocess_dir is None:
             r.register(self.sources)
         else:
-            self._published = _PublishedSources(self.sources, registry=r)
+            self._published = _PublishedSources(
+                self.sources, registry=r, bundle_reloads=self.bundle_reloads
+            )
 
     @classmethod
     def from_environment(cls) -> ServiceMetrics:
@@ -216,9 +232,12 @@ class ServiceMetrics:
             mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
     def watch_engine(self, engine: object) -> None:
-        """Export ``engine.restarts`` (a managed OPA) at every scrape."""
+        """Export ``engine.restarts`` (a managed OPA) at every scrape, and a worker's share of
+        its supervisor's bundle reloads (``engine.bundle_reloads``, a shared OPA)."""
         if hasattr(engine, "restarts"):
             self.sources.restarts = lambda: int(engine.restarts)
+        if hasattr(engine, "bundle_reloads"):
+            self.sources.reloads = lambda: engine.bundle_reloads
 
     def watch_cache(self, verifier: object) -> None:
         """Export the provenance verifier's ``cache_stats`` at every scrape."""

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +119,7 @@ class ManagedOpaEngine:
         cpus: frozenset[int] | None = None,
     ) -> None:
         self._opa = opa or find_opa()
+        self._on_change: Callable[[], None] | None = None
         self._cpus = cpus
         self._env = opa_environment(gogc)
         self._tuning = opa_tuning_args(read_optimized_store=read_optimized_store)
@@ -234,12 +235,24 @@ class ManagedOpaEngine:
                     proc.client.close()
                     proc.aclient.close()
                     self.restarts += 1
+                    self._changed()
                     break
                 except (EngineUnavailable, BundleError) as exc:
                     _logger.error("OPA restart failed: %s", exc)
             if time.monotonic() - started < 30:
                 continue
             backoff = 0.1
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after the supervisor restarted OPA and after a reload swapped it."""
+        self._on_change = callback
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception:  # noqa: BLE001 - the swap happened; the callback reports
+                _logger.exception("OPA change callback failed")
 
     def reload(self, source: PolicySource) -> None:
         """Start OPA with a new bundle; swap only once it is healthy.
@@ -250,6 +263,7 @@ class ManagedOpaEngine:
         with self._lock:
             new = self._start(source)
             old, self._current = self._current, new
+        self._changed()
         timer = threading.Timer(self._timeout + 1.0, _stop_process, args=(old,))
         timer.daemon = True
         timer.start()
@@ -260,19 +274,25 @@ class ManagedOpaEngine:
         proc = self._current
         if proc.popen.poll() is not None:
             raise EngineUnavailable("OPA is not running (the supervisor is restarting it)")
-        return proc.client.evaluate(DECISION_PATH, input_document)
+        return proc.client.evaluate(DECISION_PATH, input_document).evaluated_by(proc.info)
 
     async def evaluate_async(self, input_document: Mapping[str, Any]) -> PolicyResult:
         """``evaluate`` from the event loop (no thread): same answers, same failures."""
         proc = self._current
         if proc.popen.poll() is not None:
             raise EngineUnavailable("OPA is not running (the supervisor is restarting it)")
-        return await proc.aclient.evaluate(DECISION_PATH, input_document)
+        result = await proc.aclient.evaluate(DECISION_PATH, input_document)
+        return result.evaluated_by(proc.info)
 
     @property
     def source(self) -> PolicySource:
         """The bundle being served."""
         return self._current.source
+
+    @property
+    def address(self) -> str:
+        """Where the current OPA listens (``unix:///...``)."""
+        return self._current.client.address
 
     @property
     def pid(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from engine.models.common import StrictModel, Verdict
 
@@ -62,6 +62,18 @@ class PolicyResult(StrictModel):
     verdict: Verdict
     reasons: list[Reason] = Field(default_factory=list)
     warnings: list[Warning] = Field(default_factory=list)
+    _evaluated_policy: PolicyInfo | None = PrivateAttr(default=None)
+
+    def evaluated_by(self, policy: PolicyInfo) -> PolicyResult:
+        """Note which bundle produced this result (an engine that swaps bundles while other
+        evaluations are in flight says so per result, not only in ``engine.policy``)."""
+        self._evaluated_policy = policy
+        return self
+
+    @property
+    def evaluated_policy(self) -> PolicyInfo | None:
+        """The bundle that produced this result, when the engine said so."""
+        return self._evaluated_policy
 
 
 class Decision(StrictModel):

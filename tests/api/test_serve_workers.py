@@ -1,12 +1,18 @@
-"""``serve --workers N`` end to end: real worker processes, each with its own OPA.
+"""``serve --workers N`` end to end: real worker processes sharing the command's one OPA.
 
-The workers share one port, one SQLite log and one metrics view; a stop leaves no process.
+The workers share one port, one managed OPA, one SQLite log and one metrics view; the OPA is
+restarted for all of them when it dies; a stop leaves no process.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,6 +54,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _opas(pid: int) -> list[int]:
+    return [c for c in _children(pid) if _cmdline(c).split(" ")[0].endswith("opa")]
+
+
+def _wait_for(condition: Callable[[], bool], *, limit_s: float = 30.0) -> bool:
+    """Poll until ``condition`` holds (a bound on waiting, never an assertion on speed)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_workers_share_the_port_the_log_and_the_metrics(
     tmp_path: Path, policy_dir: Path, opa_binary: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -56,10 +76,13 @@ def test_workers_share_the_port_the_log_and_the_metrics(
     env = {"RELEASEGATE_BUNDLE": str(policy_dir), "RELEASEGATE_OPA": str(opa_binary)}
     server = start_server(state, env, args=("--workers", "2"))
     try:
-        assert "workers:     2 processes, each with its own managed OPA" in server.summary
         workers = [p for p in _children(server.process.pid) if "spawn_main" in _cmdline(p)]
-        opas = [c for w in workers for c in _children(w) if "opa" in _cmdline(c)]
-        assert len(workers) == 2 and len(opas) == 2, (workers, opas)
+        opas = _opas(server.process.pid)
+        assert len(workers) == 2 and len(opas) == 1, (workers, opas)
+        assert not [c for w in workers for c in _children(w) if "opa" in _cmdline(c)]
+        assert f"workers:     2 processes, sharing one managed OPA (pid {opas[0]})" in (
+            server.summary
+        )
 
         def decide(_: int) -> tuple[int, str]:
             status, _h, body = server.call(
@@ -105,3 +128,95 @@ def test_workers_refuse_a_missing_bundle_before_starting_any(
     argv = ["serve", "--state-dir", str(tmp_path / "s"), "--workers", "2", "--port", "0"]
     assert main(argv) == 1
     assert "missing.tar.gz does not exist" in capsys.readouterr().err
+
+
+def test_the_shared_opa_is_restarted_for_every_worker(
+    tmp_path: Path, policy_dir: Path, opa_binary: Path
+) -> None:
+    state = tmp_path / "state"
+    token = create_token(state, "ci-pipeline", "ci")
+    env = {"RELEASEGATE_BUNDLE": str(policy_dir), "RELEASEGATE_OPA": str(opa_binary)}
+    server = start_server(state, env, args=("--workers", "2"))
+    try:
+        (old,) = _opas(server.process.pid)
+        os.kill(old, signal.SIGKILL)
+        assert _wait_for(lambda: _opas(server.process.pid) not in ([], [old]))
+        (new,) = _opas(server.process.pid)
+
+        # Both workers find the new OPA (8 connections land on both), every decision is
+        # evaluated there: none fails closed once it answers /readyz.
+        assert _wait_for(lambda: server.call("GET", "/readyz")[0] == 200)
+        statuses: list[tuple[int, str]] = []
+
+        def decide(_: int) -> None:
+            status, _h, body = server.call(
+                "POST", "/v1/decisions", token=token, body=prod_request()
+            )
+            statuses.append((status, str([r["code"] for r in body["reasons"]])))
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(decide, range(16)))
+        assert all(s == 200 and "engine_unavailable" not in codes for s, codes in statuses)
+
+        # The restart is counted once, whichever worker answers the scrape.
+        for _ in range(4):
+            _, _, metrics = server.call("GET", "/metrics")
+            found = re.search(r"^releasegate_opa_restarts_total (\S+)$", metrics, re.M)
+            assert found and float(found.group(1)) == 1.0, metrics
+    finally:
+        code, err = stop(server)
+    assert code == 0, err
+    assert not _alive(new)
+
+
+def test_a_new_bundle_reaches_every_worker_at_once(
+    tmp_path: Path, policy_dir: Path, opa_binary: Path
+) -> None:
+    policies = tmp_path / "policies"
+    shutil.copytree(policy_dir, policies)
+    state = tmp_path / "state"
+    token = create_token(state, "ci-pipeline", "ci")
+    env = {
+        "RELEASEGATE_BUNDLE": str(policies),
+        "RELEASEGATE_OPA": str(opa_binary),
+        "RELEASEGATE_BUNDLE_POLL_S": "0.2",
+    }
+    server = start_server(state, env, args=("--workers", "2"))
+
+    def revisions() -> set[str]:
+        seen = set()
+        for _ in range(8):
+            status, _h, body = server.call(
+                "POST", "/v1/decisions", token=token, body=prod_request()
+            )
+            assert status == 200, body
+            seen.add(body["policy"]["revision"])
+        return seen
+
+    def reloads(result: str) -> float:
+        _, _, metrics = server.call("GET", "/metrics")
+        found = re.search(
+            rf'^releasegate_bundle_reloads_total{{result="{result}"}} (\S+)$', metrics, re.M
+        )
+        return float(found.group(1)) if found else 0.0
+
+    try:
+        (before,) = revisions()
+        (policies / "releasegate" / "extra.rego").write_text(
+            "package releasegate.extra\n\nx := 1\n"
+        )
+        assert _wait_for(lambda: revisions() != {before})
+        (after,) = revisions()  # one revision: no worker is left on the old bundle
+        assert after != before
+        assert _wait_for(lambda: reloads("ok") == 1.0)
+
+        (policies / "releasegate" / "broken.rego").write_text("package releasegate\n\nx := {\n")
+        assert _wait_for(lambda: reloads("refused") == 1.0)
+        status, _h, ready = server.call("GET", "/readyz")
+        assert status == 200 and "a newer bundle was refused" in ready["checks"]["policy"]["detail"]
+        assert revisions() == {after}
+        for _ in range(4):  # counted once, whichever worker answers
+            assert (reloads("ok"), reloads("refused")) == (1.0, 1.0)
+    finally:
+        code, err = stop(server)
+    assert code == 0, err

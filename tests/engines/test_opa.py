@@ -265,7 +265,9 @@ def test_reload_swaps_good_bundle_and_keeps_serving_on_bad(
     (changed / "releasegate" / "extra.rego").write_text("package releasegate.extra\n\nx := 1\n")
     engine.reload(PolicySource(changed))
     assert engine.policy.digest != before.digest
-    assert engine.evaluate(INPUT).verdict is Verdict.ALLOW
+    result = engine.evaluate(INPUT)
+    assert result.verdict is Verdict.ALLOW
+    assert result.evaluated_policy == engine.policy
 
     broken = tmp_path / "broken"
     broken.mkdir()

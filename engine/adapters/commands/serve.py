@@ -64,8 +64,10 @@ def print_summary(
     tokens: Any,
     url: str,
     cpus: CpuPlan | None = None,
+    shared_opa_pid: int | None = None,
 ) -> None:
-    """What the service uses and where; ``runtime`` None: the workers start their engines."""
+    """What the service uses and where; ``runtime`` None: ``serve --workers`` (the workers
+    share the managed OPA ``shared_opa_pid``, or the remote one)."""
     from sqlalchemy.engine import make_url
 
     from engine.auth.sql import database_url
@@ -103,7 +105,11 @@ def print_summary(
             lines.append(f"  bundle:      revision {policy.revision} digest {policy.digest}")
         lines += [
             f"  workers:     {settings.workers} processes, "
-            + ("each with its own managed OPA" if settings.opa_url is None else "remote OPA"),
+            + (
+                f"sharing one managed OPA (pid {shared_opa_pid})"
+                if shared_opa_pid is not None
+                else "remote OPA"
+            ),
         ]
     if cpus is not None:
         lines.append(f"  cpus:        {cpus.describe()} (cpu_affinity auto)")
@@ -279,7 +285,7 @@ def register(subparsers: Any) -> None:
         "--workers",
         type=int,
         default=None,
-        help="service processes on the port, each with its own managed OPA, sharing the "
+        help="service processes on the port, sharing one managed OPA and the "
         "state directory (default 1, or RELEASEGATE_WORKERS)",
     )
     p.add_argument(

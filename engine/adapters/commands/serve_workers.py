@@ -5,23 +5,41 @@ service uses a second core with a second process. The command prepares the state
 once (log schema, signing key, stores), binds the port, exports its settings as
 ``RELEASEGATE_*`` for the workers and runs uvicorn's ``Multiprocess`` supervisor: it spawns
 the workers (:mod:`engine.api.worker`), replaces one that dies, and on SIGTERM or SIGINT
-stops them all, each closing its OPA and its log gracefully. The workers share the log file:
-appends from different processes are serialized by :mod:`engine.log.filelock` and SQLite,
-and ``/metrics`` sums every worker's figures (:mod:`engine.api.metrics`). What stays per
-worker: the token cache, the verification cache, the failed-authentication limiter and the
-bundle hot reload (each worker watches the bundle file and reloads its own OPA).
+stops them all, each closing its log gracefully. The workers share one managed OPA, which
+this process runs, restarts and hot-reloads (:mod:`engine.engines.shared_opa`), as a replica
+shares an OPA sidecar; with ``opa_url`` they use that OPA instead. The workers share the log
+file: appends from different processes are serialized by :mod:`engine.log.filelock` and
+SQLite, and ``/metrics`` sums every worker's figures (:mod:`engine.api.metrics`). What stays
+per worker: the token cache, the verification cache and the failed-authentication limiter.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.api.metrics import MULTIPROCESS_ENV
 
+if TYPE_CHECKING:
+    from engine.engines.shared_opa import OpaHost
 
-def _prepare_state(settings: Any) -> None:
+
+def _start_opa(settings: Any, run_dir: Path) -> OpaHost:
+    """The managed OPA every worker evaluates on, published in ``run_dir``."""
+    from engine.engines.shared_opa import PUBLISHED_NAME, OpaHost
+    from engine.runtime import managed_engine
+
+    engine = managed_engine(settings)
+    try:
+        return OpaHost(engine, run_dir / PUBLISHED_NAME, bundle_poll_s=settings.bundle_poll_s)
+    except BaseException:
+        engine.close()
+        raise
+
+
+def _prepare_state(settings: Any, opa: OpaHost | None) -> None:
     """Create the log schema, signing key and stores once (not N times at once); summary."""
     from engine.adapters.commands.serve import print_summary
     from engine.approvals import ApprovalStore
@@ -29,8 +47,6 @@ def _prepare_state(settings: Any) -> None:
     from engine.auth.tokens import TokenStore
     from engine.log import open_decision_log
 
-    if settings.opa_url is None:  # refuse a missing or foreign-signed bundle here, once
-        settings.policy_source().opa_args()
     url = database_url(settings.state_dir, settings.database_url)
     scheme = "https" if settings.tls_cert else "http"
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -46,6 +62,7 @@ def _prepare_state(settings: Any) -> None:
             print_summary(
                 settings, log=log, runtime=None, tokens=tokens,
                 url=f"{scheme}://{host}:{settings.port}",
+                shared_opa_pid=None if opa is None else opa.engine.pid,
             )  # fmt: skip
         finally:
             tokens.close()
@@ -53,8 +70,10 @@ def _prepare_state(settings: Any) -> None:
         log.close()
 
 
-def _export(settings: Any, metrics_dir: str) -> None:
+def _export(settings: Any, metrics_dir: str, opa: OpaHost | None) -> None:
     """The settings the flags gave, for the spawned workers (which read the environment)."""
+    if opa is not None:
+        os.environ["RELEASEGATE_OPA_SHARED"] = os.fspath(opa.published)
     os.environ.update(
         {
             "RELEASEGATE_STATE_DIR": os.fspath(settings.state_dir.resolve()),
@@ -85,12 +104,21 @@ def serve_workers(settings: Any) -> int:
     try:
         if settings.port == 0:  # the port the kernel chose is the one the workers share
             settings = settings.model_copy(update={"port": sock.getsockname()[1]})
-        _prepare_state(settings)
+        if settings.opa_url is None:  # refuse a missing or foreign-signed bundle here, once
+            settings.policy_source().opa_args()
         configure_logging(settings.log_level)
-        with tempfile.TemporaryDirectory(prefix="releasegate-metrics-") as metrics_dir:
-            _export(settings, metrics_dir)
-            supervisor = Multiprocess(config, sockets=[sock])
-            supervisor.run()
+        with tempfile.TemporaryDirectory(prefix="releasegate-workers-") as run_dir:
+            metrics_dir = Path(run_dir, "metrics")
+            metrics_dir.mkdir()
+            opa = None if settings.opa_url else _start_opa(settings, Path(run_dir))
+            try:
+                _prepare_state(settings, opa)
+                _export(settings, os.fspath(metrics_dir), opa)
+                supervisor = Multiprocess(config, sockets=[sock])
+                supervisor.run()
+            finally:
+                if opa is not None:
+                    opa.close()
     finally:
         sock.close()
     return 1 if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes) else 0
