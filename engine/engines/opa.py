@@ -91,6 +91,15 @@ def opa_version(opa: Path) -> str:
 
 
 @dataclass(frozen=True)
+class ServingOpa:
+    """Where the current OPA listens and what it serves, read together."""
+
+    address: str
+    pid: int
+    policy: PolicyInfo
+
+
+@dataclass(frozen=True)
 class _Process:
     """One running OPA server and the client that talks to it."""
 
@@ -290,9 +299,11 @@ class ManagedOpaEngine:
         return self._current.source
 
     @property
-    def address(self) -> str:
-        """Where the current OPA listens (``unix:///...``)."""
-        return self._current.client.address
+    def serving(self) -> ServingOpa:
+        """The current OPA's address (``unix:///...``), process id and bundle, from one
+        process (a reload or restart swaps them together)."""
+        proc = self._current
+        return ServingOpa(address=proc.client.address, pid=proc.popen.pid, policy=proc.info)
 
     @property
     def pid(self) -> int:

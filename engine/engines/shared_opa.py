@@ -57,17 +57,18 @@ class OpaHost:
         self.publish()
 
     def _reloaded(self, _ok: bool) -> None:
-        self.publish()  # a refusal changes nothing but the status it reports
+        self.publish()  # the reload counts and the last refusal changed
 
     def publish(self) -> None:
         """Write where the OPA listens and what it serves (atomically: temp file, rename)."""
         with self._lock:
             status = self.watcher.status if self.watcher is not None else ReloadStatus(0, 0, None)
+            serving = self.engine.serving
             document = {
-                "address": self.engine.address,
-                "pid": self.engine.pid,
+                "address": serving.address,
+                "pid": serving.pid,
                 "version": self.engine.info.version,
-                "policy": self.engine.policy.model_dump(),
+                "policy": serving.policy.model_dump(),
                 "restarts": self.engine.restarts,
                 "reloads": {
                     "reloads": status.reloads,

@@ -11,8 +11,6 @@ import os
 import re
 import shutil
 import signal
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +18,8 @@ import pytest
 
 from engine.adapters.cli import main
 from tests.api.conftest import prod_request
-from tests.api.test_serve import create_token, start_server, stop
+from tests.api.test_serve import Server, create_token, start_server, stop
+from tests.engines.test_opa import _wait_for
 
 DECISIONS = 24
 
@@ -58,23 +57,20 @@ def _opas(pid: int) -> list[int]:
     return [c for c in _children(pid) if _cmdline(c).split(" ")[0].endswith("opa")]
 
 
-def _wait_for(condition: Callable[[], bool], *, limit_s: float = 30.0) -> bool:
-    """Poll until ``condition`` holds (a bound on waiting, never an assertion on speed)."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+def _start_workers(
+    tmp_path: Path, policies: Path, opa: Path, **env: str
+) -> tuple[Server, Path, str]:
+    """``serve --workers 2`` on a fresh state directory: the server, its state, a ci token."""
+    state = tmp_path / "state"
+    token = create_token(state, "ci-pipeline", "ci")
+    env |= {"RELEASEGATE_BUNDLE": str(policies), "RELEASEGATE_OPA": str(opa)}
+    return start_server(state, env, args=("--workers", "2")), state, token
 
 
 def test_workers_share_the_port_the_log_and_the_metrics(
     tmp_path: Path, policy_dir: Path, opa_binary: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    state = tmp_path / "state"
-    token = create_token(state, "ci-pipeline", "ci")
-    env = {"RELEASEGATE_BUNDLE": str(policy_dir), "RELEASEGATE_OPA": str(opa_binary)}
-    server = start_server(state, env, args=("--workers", "2"))
+    server, state, token = _start_workers(tmp_path, policy_dir, opa_binary)
     try:
         workers = [p for p in _children(server.process.pid) if "spawn_main" in _cmdline(p)]
         opas = _opas(server.process.pid)
@@ -133,10 +129,7 @@ def test_workers_refuse_a_missing_bundle_before_starting_any(
 def test_the_shared_opa_is_restarted_for_every_worker(
     tmp_path: Path, policy_dir: Path, opa_binary: Path
 ) -> None:
-    state = tmp_path / "state"
-    token = create_token(state, "ci-pipeline", "ci")
-    env = {"RELEASEGATE_BUNDLE": str(policy_dir), "RELEASEGATE_OPA": str(opa_binary)}
-    server = start_server(state, env, args=("--workers", "2"))
+    server, _, token = _start_workers(tmp_path, policy_dir, opa_binary)
     try:
         (old,) = _opas(server.process.pid)
         os.kill(old, signal.SIGKILL)
@@ -174,14 +167,9 @@ def test_a_new_bundle_reaches_every_worker_at_once(
 ) -> None:
     policies = tmp_path / "policies"
     shutil.copytree(policy_dir, policies)
-    state = tmp_path / "state"
-    token = create_token(state, "ci-pipeline", "ci")
-    env = {
-        "RELEASEGATE_BUNDLE": str(policies),
-        "RELEASEGATE_OPA": str(opa_binary),
-        "RELEASEGATE_BUNDLE_POLL_S": "0.2",
-    }
-    server = start_server(state, env, args=("--workers", "2"))
+    server, _, token = _start_workers(
+        tmp_path, policies, opa_binary, RELEASEGATE_BUNDLE_POLL_S="0.2"
+    )
 
     def revisions() -> set[str]:
         seen = set()
