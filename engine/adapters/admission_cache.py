@@ -5,10 +5,13 @@ every Pod). Each admission needs only *some* signed CI ``allow`` for the digest 
 environment that is young enough, so a positive answer can be reused briefly: the age is
 recomputed on every use against the caller's ``max_age_s``, so an allow never counts once
 it is too old. Misses are never cached: an ``allow`` that CI just recorded is seen at once.
+With ``refresh_after_s``, a hit older than that is served and read again in the background
+(:mod:`engine.refresh`), so that no admission waits for the log when the entry expires.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 
 from engine.adapters.admission import PriorDecisions
 from engine.models.decision import Decision
+from engine.refresh import RefreshAhead
 
 _TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -28,11 +32,14 @@ class CachedPriors:
         priors: PriorDecisions,
         *,
         ttl_s: float = 5.0,
+        refresh_after_s: float | None = None,
         max_entries: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._priors = priors
         self._ttl_s = ttl_s
+        self._refresh_after_s = refresh_after_s
+        self.refresher = RefreshAhead("prior-refresh")
         self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
@@ -48,10 +55,15 @@ class CachedPriors:
         if entry is not None:
             stored_at, decision = entry
             stamp = datetime.strptime(decision.timestamp, _TIMESTAMP).replace(tzinfo=UTC)
-            fresh = self._clock() - stored_at < self._ttl_s
-            if fresh and (now - stamp).total_seconds() <= max_age_s:
+            age = self._clock() - stored_at
+            if age < self._ttl_s and (now - stamp).total_seconds() <= max_age_s:
+                if self._refresh_after_s is not None and age >= self._refresh_after_s:
+                    self.refresher.schedule(key, functools.partial(self._read, key, max_age_s, now))
                 return decision
-        found = self._priors.latest_allow_for(artifact_digest, environment, max_age_s, now)
+        return self._read(key, max_age_s, now)
+
+    def _read(self, key: tuple[str, str], max_age_s: float, now: datetime) -> Decision | None:
+        found = self._priors.latest_allow_for(key[0], key[1], max_age_s, now)
         with self._lock:
             if found is None:
                 self._hits.pop(key, None)

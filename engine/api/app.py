@@ -92,7 +92,7 @@ def open_state(
             )
             closers.append(approvals)
         if tokens is None:
-            tokens = TokenStore(url, cache_ttl_s=settings.token_cache_ttl_s)
+            tokens = TokenStore(url, cache_ttl_s=settings.token_cache_ttl_s, refresh_ahead=True)
             closers.append(tokens)
         recorder = MeteredRecorder(decision_log, metrics, on_record=_log_decision)
         if runtime is None:

@@ -14,6 +14,7 @@ tokens are cached: an unknown or revoked token is looked up every time (and rate
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -30,6 +31,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, bindparam, insert,
 from engine.auth.principal import ROLES
 from engine.auth.sql import make_engine
 from engine.errors import InputError, StoreError, map_errors
+from engine.refresh import RefreshAhead
 
 TOKEN_PREFIX = "rgt_"
 
@@ -103,6 +105,7 @@ class TokenStore:
         *,
         cache_ttl_s: float = 0.0,
         cache_size: int = 1024,
+        refresh_ahead: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         with map_errors(StoreError, "cannot open the token store"):
@@ -113,9 +116,14 @@ class TokenStore:
         self._cache: OrderedDict[str, tuple[TokenInfo, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._clock = clock
+        # In the second half of its lifetime a cached token is read again in the background
+        # (engine/refresh.py); it still expires at its TTL, so a revocation is seen as soon.
+        self._refresher = RefreshAhead("token-refresh") if refresh_ahead else None
 
     def close(self) -> None:
         """Release the connections."""
+        if self._refresher is not None:
+            self._refresher.close()
         self._engine.dispose()
 
     def create(self, subject: str, roles: list[str]) -> tuple[str, TokenInfo]:
@@ -146,6 +154,13 @@ class TokenStore:
         cached = self._cached(digest)
         if cached is not None:
             return cached
+        info = self._read(digest)
+        if info is not None:
+            self._remember(digest, info)
+        return info
+
+    def _read(self, digest: str) -> TokenInfo | None:
+        """The live token with this hash from the database (None: unknown or revoked)."""
         with map_errors(StoreError, "cannot read the token store"), self._engine.connect() as conn:
             row = conn.execute(_BY_HASH, {"token_hash": digest}).mappings().first()
         # NOTE: the lookup is by hash; the compare is constant-time anyway, so that nothing
@@ -153,10 +168,15 @@ class TokenStore:
         if row is None or not hmac.compare_digest(str(row["token_hash"]), digest):
             return None
         info = _info(row)
-        if info.revoked:
-            return None
-        self._remember(digest, info)
-        return info
+        return None if info.revoked else info
+
+    def _refresh(self, digest: str) -> None:
+        info = self._read(digest)
+        with self._cache_lock:
+            if info is None:
+                self._cache.pop(digest, None)
+            elif digest in self._cache:  # not evicted meanwhile
+                self._cache[digest] = (info, self._clock() + self._cache_ttl_s)
 
     def cached(self, token: str) -> TokenInfo | None:
         """The info of a live token this store authenticated within the TTL; None when it
@@ -166,15 +186,19 @@ class TokenStore:
     def _cached(self, digest: str) -> TokenInfo | None:
         if self._cache_ttl_s <= 0:
             return None
+        now = self._clock()
         with self._cache_lock:
             entry = self._cache.get(digest)
             if entry is None:
                 return None
-            if entry[1] <= self._clock():
+            info, expires = entry
+            if expires <= now:
                 del self._cache[digest]
                 return None
             self._cache.move_to_end(digest)
-            return entry[0]
+        if self._refresher is not None and expires - now < self._cache_ttl_s / 2:
+            self._refresher.schedule(digest, functools.partial(self._refresh, digest))
+        return info
 
     def _remember(self, digest: str, info: TokenInfo) -> None:
         if self._cache_ttl_s <= 0:

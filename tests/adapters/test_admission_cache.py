@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from engine.adapters.admission_cache import CachedPriors
 from engine.models.common import Verdict
 from engine.models.decision import Decision, EngineInfo, PolicyInfo
+from tests.engines.test_opa import _wait_for
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "a" * 64
@@ -65,3 +66,29 @@ def test_misses_are_not_cached() -> None:
     log.answer = allow_at(NOW)
     assert cache.latest_allow_for(DIGEST, "prod", 60, NOW) is log.answer
     assert log.calls == 2
+
+
+def test_a_hit_past_its_refresh_point_is_served_and_read_again() -> None:
+    log, t = Log(allow_at(NOW - timedelta(seconds=10))), [0.0]
+    cache = CachedPriors(log, ttl_s=5, refresh_after_s=2.5, clock=lambda: t[0])
+    first = log.answer
+    assert cache.latest_allow_for(DIGEST, "prod", 3600, NOW) is first
+    t[0] = 2.0
+    assert cache.latest_allow_for(DIGEST, "prod", 3600, NOW) is first
+    assert cache.refresher.idle() and log.calls == 1
+    newer = allow_at(NOW - timedelta(seconds=1))
+    log.answer = newer
+    t[0] = 3.0
+    assert cache.latest_allow_for(DIGEST, "prod", 3600, NOW) is first  # served, not waited for
+    assert _wait_for(cache.refresher.idle)
+    assert log.calls == 2
+    t[0] = 5.0  # past the first entry's expiry: the refreshed one (read at 3.0) answers
+    assert cache.latest_allow_for(DIGEST, "prod", 3600, NOW) is newer
+    assert log.calls == 2
+
+    log.answer = None  # the log has no allow any more: the refresh drops the entry
+    t[0] = 6.0
+    assert cache.latest_allow_for(DIGEST, "prod", 3600, NOW) is newer
+    assert _wait_for(cache.refresher.idle)
+    assert cache.latest_allow_for(DIGEST, "prod", 3600, NOW) is None
+    assert log.calls == 4

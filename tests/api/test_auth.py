@@ -13,6 +13,7 @@ from engine.auth import FailureLimiter
 from engine.auth.sql import database_url
 from engine.auth.tokens import TOKEN_PREFIX, TokenStore, hash_token
 from tests.api.conftest import Service, ServiceFactory, dev_request
+from tests.engines.test_opa import _wait_for
 
 
 def test_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
@@ -72,6 +73,31 @@ def test_authenticated_tokens_are_cached_for_the_ttl_only(tmp_path: Path) -> Non
 
     late = TOKEN_PREFIX + "b" * 43
     assert service.authenticate(late) is None
+    service.close()
+    other.close()
+
+
+def test_a_token_in_use_is_read_again_before_it_expires(tmp_path: Path) -> None:
+    """Refresh-ahead: in the second half of its lifetime a cached token is served and read
+    again in the background; a revocation by another store still shows within the TTL."""
+    clock = _Clock()
+    service = TokenStore(database_url(tmp_path), cache_ttl_s=5, refresh_ahead=True, clock=clock)
+    other = TokenStore(database_url(tmp_path))
+    token, info = other.create("ci-bot", ["ci"])
+    assert service.authenticate(token) == info
+    clock.now += 2.0
+    assert service.cached(token) == info  # first half: nothing read
+    assert service._refresher is not None and service._refresher.idle()
+    clock.now += 1.0
+    assert service.cached(token) == info  # second half: served, and read again
+    assert _wait_for(service._refresher.idle)
+    clock.now += 4.0  # past the first expiry (5 s), within the refreshed one
+    assert service.cached(token) == info
+
+    other.revoke(info.token_id)
+    clock.now += 3.0
+    assert service.cached(token) == info  # still inside the TTL; the read finds it revoked
+    assert _wait_for(lambda: service.cached(token) is None)
     service.close()
     other.close()
 

@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             max_ttl_s=settings.approval_max_ttl_s,
         )
         closers.append(approvals)
-        tokens = TokenStore(url, cache_ttl_s=settings.token_cache_ttl_s)
+        tokens = TokenStore(url, cache_ttl_s=settings.token_cache_ttl_s, refresh_ahead=True)
         closers.append(tokens)
         runtime = open_runtime(settings, opa_cpus=None if cpus is None else cpus.opa)
         closers.append(runtime)

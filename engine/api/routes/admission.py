@@ -31,7 +31,9 @@ from engine.log import DecisionLog
 
 router = APIRouter(tags=["admission"])
 
-# One short-lived cache of verified prior allows per decision log (see admission_cache).
+# One short-lived cache of verified prior allows per decision log (see admission_cache); a
+# hit older than this is read again in the background, ahead of its 5 s expiry.
+PRIOR_REFRESH_AFTER_S = 2.5
 _PRIORS: weakref.WeakKeyDictionary[DecisionLog, CachedPriors] = weakref.WeakKeyDictionary()
 
 
@@ -39,7 +41,8 @@ def cached_priors(log: DecisionLog) -> CachedPriors:
     """The prior-decision cache of this log."""
     cache = _PRIORS.get(log)
     if cache is None:
-        cache = _PRIORS.setdefault(log, CachedPriors(log))
+        fresh = CachedPriors(log, refresh_after_s=PRIOR_REFRESH_AFTER_S)
+        cache = _PRIORS.setdefault(log, fresh)
     return cache
 
 
