@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     auth_failure_window_s: int = Field(default=60, gt=0)
     token_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
     """How long the service trusts a token it authenticated before reading it again (0: never
-    cache); a ``token revoke`` run by another process takes effect within this time."""
+    cache); a ``token revoke`` run by another process takes effect within this time. A token
+    in use is read again in the background in the second half of it (``engine/refresh.py``)."""
     trusted_proxies: list[str] = Field(default_factory=list)
     """Addresses whose X-Forwarded-For is believed (empty: none; the peer address counts)."""
     bundle_dir: Path | None = None
