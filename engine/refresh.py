@@ -18,7 +18,7 @@ _logger = logging.getLogger(__name__)
 
 
 class RefreshAhead:
-    """Runs ``refresh`` callables on one daemon-like worker thread, one per key at a time."""
+    """Runs ``refresh`` callables on one worker thread, one per key at a time."""
 
     def __init__(self, name: str) -> None:
         self._name = name
