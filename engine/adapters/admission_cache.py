@@ -5,8 +5,8 @@ every Pod). Each admission needs only *some* signed CI ``allow`` for the digest 
 environment that is young enough, so a positive answer can be reused briefly: the age is
 recomputed on every use against the caller's ``max_age_s``, so an allow never counts once
 it is too old. Misses are never cached: an ``allow`` that CI just recorded is seen at once.
-With ``refresh_after_s``, a hit older than that is served and read again in the background
-(:mod:`engine.refresh`), so that no admission waits for the log when the entry expires.
+With ``refresh_ahead``, a hit in the second half of its lifetime is served and read again in
+the background (:mod:`engine.refresh`), so that no admission waits for the log when it expires.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ class CachedPriors:
         priors: PriorDecisions,
         *,
         ttl_s: float = 5.0,
-        refresh_after_s: float | None = None,
+        refresh_ahead: bool = False,
         max_entries: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._priors = priors
         self._ttl_s = ttl_s
-        self._refresh_after_s = refresh_after_s
-        self.refresher = RefreshAhead("prior-refresh")
+        self.refresher = RefreshAhead("prior-refresh") if refresh_ahead else None
         self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
@@ -57,7 +56,7 @@ class CachedPriors:
             stamp = datetime.strptime(decision.timestamp, _TIMESTAMP).replace(tzinfo=UTC)
             age = self._clock() - stored_at
             if age < self._ttl_s and (now - stamp).total_seconds() <= max_age_s:
-                if self._refresh_after_s is not None and age >= self._refresh_after_s:
+                if self.refresher is not None and age >= self._ttl_s / 2:
                     self.refresher.schedule(key, functools.partial(self._read, key, max_age_s, now))
                 return decision
         return self._read(key, max_age_s, now)

@@ -70,7 +70,8 @@ def test_misses_are_not_cached() -> None:
 
 def test_a_hit_past_its_refresh_point_is_served_and_read_again() -> None:
     log, t = Log(allow_at(NOW - timedelta(seconds=10))), [0.0]
-    cache = CachedPriors(log, ttl_s=5, refresh_after_s=2.5, clock=lambda: t[0])
+    cache = CachedPriors(log, ttl_s=5, refresh_ahead=True, clock=lambda: t[0])
+    assert cache.refresher is not None
     first = log.answer
     assert cache.latest_allow_for(DIGEST, "prod", 3600, NOW) is first
     t[0] = 2.0

@@ -31,9 +31,8 @@ from engine.log import DecisionLog
 
 router = APIRouter(tags=["admission"])
 
-# One short-lived cache of verified prior allows per decision log (see admission_cache); a
-# hit older than this is read again in the background, ahead of its 5 s expiry.
-PRIOR_REFRESH_AFTER_S = 2.5
+# One short-lived cache of verified prior allows per decision log (see admission_cache),
+# read again in the background ahead of each hit's expiry.
 _PRIORS: weakref.WeakKeyDictionary[DecisionLog, CachedPriors] = weakref.WeakKeyDictionary()
 
 
@@ -41,8 +40,7 @@ def cached_priors(log: DecisionLog) -> CachedPriors:
     """The prior-decision cache of this log."""
     cache = _PRIORS.get(log)
     if cache is None:
-        fresh = CachedPriors(log, refresh_after_s=PRIOR_REFRESH_AFTER_S)
-        cache = _PRIORS.setdefault(log, fresh)
+        cache = _PRIORS.setdefault(log, CachedPriors(log, refresh_ahead=True))
     return cache
 
 
