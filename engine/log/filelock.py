@@ -42,10 +42,12 @@ def sqlite_lock_path(url: str) -> Path | None:
 class ProcessWriteLock:
     """An exclusive ``flock`` held around each log transaction (a no-op without a path).
 
-    One instance belongs to one store, whose writer thread is the only one taking it; the
-    thread lock only guards ``close`` against a transaction in progress. A lock file that
-    cannot be created (a read-only state directory) costs only the hand-over: SQLite's own
-    locking keeps the log correct, so the store works on without it, with a warning.
+    One instance belongs to one store; its thread lock also keeps the store's two writers
+    (the writer thread, and the group commit on the event loop,
+    :mod:`engine.log.loop_commit`) to one transaction at a time, and ``close`` waits for a
+    transaction in progress. A lock file that cannot be created (a read-only state
+    directory) costs only the hand-over: SQLite's own locking keeps the log correct, so the
+    store works on without it, with a warning.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -58,16 +60,34 @@ class ProcessWriteLock:
             except OSError as exc:
                 _logger.warning("no log writer lock at %s (%s): SQLite's locking alone", path, exc)
 
-    def __enter__(self) -> None:
-        self._guard.acquire()
+    def acquire(self, *, blocking: bool = True) -> bool:
+        """Take the lock; without ``blocking``, False at once when anyone holds it."""
+        if not self._guard.acquire(blocking=blocking):
+            return False
         if self._fd is None:
-            return
+            return True
         try:
             with map_errors(StoreError, "cannot take the log writer lock"):
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                except BlockingIOError:  # only without blocking: another process holds it
+                    self._guard.release()
+                    return False
         except BaseException:
             self._guard.release()
             raise
+        return True
+
+    def release(self) -> None:
+        """Let the next writer in (any thread may release what another took)."""
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._guard.release()
+
+    def __enter__(self) -> None:
+        self.acquire()
 
     def __exit__(
         self,
@@ -75,11 +95,7 @@ class ProcessWriteLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._guard.release()
+        self.release()
 
     def close(self) -> None:
         """Release the file (after any transaction in progress)."""

@@ -3,9 +3,12 @@
 SQLite (default) and PostgreSQL, through SQLAlchemy Core (the writer runs statements Core
 compiled, on the driver's cursor). Appends are serialized:
 
-* in-process, by one writer thread with *group commit*: it takes every queued append,
-  assigns consecutive indexes, writes records + tree nodes + head in one transaction,
-  then completes each caller's future, so concurrent requests share one fsync;
+* in-process, by *group commit*: every queued append gets consecutive indexes, and records
+  + tree nodes + head are written in one transaction before each caller's future is
+  completed, so concurrent requests share one fsync. Appends awaited on an event loop
+  (the service) are sealed and inserted on that loop and committed on a helper thread
+  when the log is a SQLite file (:mod:`engine.log.loop_commit`); the others, and every
+  append to PostgreSQL, go to one writer thread (:mod:`engine.log.writer`);
 * across processes, by the database: ``BEGIN IMMEDIATE`` on SQLite (WAL,
   ``synchronous=FULL``), taken after an exclusive ``flock`` that hands the write lock from
   process to process without SQLite's sleeping busy handler (:mod:`engine.log.filelock`),
@@ -41,11 +44,14 @@ from engine.errors import StoreError, map_errors
 from engine.log import tables as t
 from engine.log.canonical import ZERO_HASH
 from engine.log.filelock import ProcessWriteLock, sqlite_lock_path
+from engine.log.loop_commit import LoopGroupCommit
 from engine.log.merkle import NodeKey
-from engine.log.writer import GroupCommitWriter, RecordDraft, Sealer
+from engine.log.writer import Batch, GroupCommitWriter, NodeFetch, RecordDraft, Sealer
 from engine.sqldriver import DriverStatement
 
 PG_LOCK_KEY = 0x72656C6561736567  # "releaseg": the advisory lock serializing appends
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite writer waits for another's lock (the event loop's transactions: 0)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _entry: ConnectionPoolEntry) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.close()
 
 
@@ -152,6 +158,21 @@ def _sqlite_engine(url: str, *, begin: str) -> Engine:
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+@dataclass(frozen=True)
+class _Transaction:
+    """An open write transaction on the driver's connection, at head ``(size, last)``."""
+
+    raw: Any
+    cursor: Any
+    size: int
+    last: str
+    read_nodes: Callable[[Any, Iterable[NodeKey]], dict[NodeKey, bytes]]
+
+    def fetch(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+        """Stored Merkle nodes, read inside this transaction."""
+        return self.read_nodes(self.cursor, keys)
 
 
 class SqlRecordStore:
@@ -174,6 +195,11 @@ class SqlRecordStore:
                     conn.execute(insert(t.head).values(id=1, size=0, last_hash=ZERO_HASH))
             self._sql = _WriterStatements.for_dialect(self._write.dialect)
         self._writer = GroupCommitWriter(self._commit_batch, max_batch=max_batch)
+        self._loop_commit = (
+            LoopGroupCommit[_Transaction](self, self._writer, max_batch=max_batch)
+            if self.is_sqlite
+            else None
+        )
 
     def _lock(self, conn: Connection) -> None:
         if not self.is_sqlite:  # SQLite: BEGIN IMMEDIATE already holds the write lock
@@ -182,17 +208,17 @@ class SqlRecordStore:
     # -- writes ---------------------------------------------------------------------
 
     def append(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
-        """Queue for the writer and wait for the commit."""
+        """Queue for the writer thread and wait for the commit."""
         return self._writer.submit(draft, seal)
 
     async def append_async(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
-        """Queue for the writer and await the commit (no thread waits)."""
+        """Await the commit (no thread waits): on this loop for SQLite, else the writer's."""
+        if self._loop_commit is not None:
+            return await self._loop_commit.submit(draft, seal)
         return await self._writer.submit_async(draft, seal)
 
-    def _commit_batch(
-        self, run: Callable[[int, str, Callable[[Iterable[NodeKey]], dict[NodeKey, bytes]]], Any]
-    ) -> Any:
-        """One transaction: lock, read the head, let the writer seal and collect rows.
+    def _commit_batch(self, run: Callable[[int, str, NodeFetch], Batch]) -> Batch:
+        """The writer thread's transaction: lock, read the head, let the writer seal, write.
 
         Runs on the driver's connection (pooled by SQLAlchemy): ``BEGIN IMMEDIATE`` on
         SQLite (the connection is in autocommit mode, see ``_sqlite_pragmas``), the advisory
@@ -200,39 +226,97 @@ class SqlRecordStore:
         any error.
         """
         with self._process_lock:
-            return self._commit_batch_locked(run)
+            txn = self._begin()
+            try:
+                batch = run(txn.size, txn.last, txn.fetch)
+                self.write_rows(txn, batch)
+            except BaseException:
+                self._end(txn, commit=False)
+                raise
+            self._end(txn, commit=True)
+            return batch
 
-    def _commit_batch_locked(
-        self, run: Callable[[int, str, Callable[[Iterable[NodeKey]], dict[NodeKey, bytes]]], Any]
-    ) -> Any:
-        sql = self._sql
+    def try_begin(self) -> _Transaction | None:
+        """The event loop's transaction, if the writer lock is free now: it never waits for
+        the lock, nor for SQLite's own (a writer that does not take the lock makes
+        ``BEGIN IMMEDIATE`` fail at once here)."""
+        if not self._process_lock.acquire(blocking=False):
+            return None
+        try:
+            return self._begin(wait=False)
+        except BaseException:
+            self._process_lock.release()
+            raise
+
+    def write_rows(self, txn: _Transaction, batch: Batch) -> None:
+        """The batch's rows and the new head, inside ``txn``."""
+        if not batch.records:
+            return
+        sql, cur = self._sql, txn.cursor
+        sql.insert_records.executemany(cur, batch.records)
+        if batch.reasons:
+            sql.insert_reasons.executemany(cur, batch.reasons)
+        sql.insert_nodes.executemany(cur, batch.nodes)
+        sql.move_head.execute(cur, {"new_size": batch.size, "new_last": batch.last_hash})
+
+    def commit(self, txn: _Transaction, batch: Batch) -> None:
+        """Commit the event loop's transaction (on its commit thread), release the lock."""
+        try:
+            self._end(txn, commit=True)
+            self._writer.remember(batch)
+        except BaseException:
+            self._writer.forget()
+            raise
+        finally:
+            self._process_lock.release()
+
+    def abort(self, txn: _Transaction) -> None:
+        """Roll back the event loop's transaction, release the lock."""
+        try:
+            self._end(txn, commit=False)
+        finally:
+            self._process_lock.release()
+
+    def _begin(self, *, wait: bool = True) -> _Transaction:
+        """Open the write transaction (the caller holds the writer lock); read the head."""
         raw = self._write.raw_connection()
         try:
             cur = raw.cursor()
             try:
-                if self.is_sqlite:
+                if self.is_sqlite and not wait:
+                    cur.execute("PRAGMA busy_timeout=0")
+                    try:
+                        cur.execute("BEGIN IMMEDIATE")
+                    finally:
+                        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                elif self.is_sqlite:
                     cur.execute("BEGIN IMMEDIATE")
                 else:
-                    sql.pg_lock.execute(cur, {"k": PG_LOCK_KEY})
-                size, last = sql.read_head.execute(cur).fetchone()
-                batch = run(int(size), str(last), lambda keys: self._read_nodes_raw(cur, keys))
-                if batch.records:
-                    sql.insert_records.executemany(cur, batch.records)
-                    if batch.reasons:
-                        sql.insert_reasons.executemany(cur, batch.reasons)
-                    sql.insert_nodes.executemany(cur, batch.nodes)
-                    sql.move_head.execute(
-                        cur, {"new_size": batch.size, "new_last": batch.last_hash}
-                    )
-                raw.commit()
+                    self._sql.pg_lock.execute(cur, {"k": PG_LOCK_KEY})
+                size, last = self._sql.read_head.execute(cur).fetchone()
             except BaseException:
                 raw.rollback()
-                raise
-            finally:
                 cur.close()
-        finally:
+                raise
+        except BaseException:
             raw.close()
-        return batch
+            raise
+        return _Transaction(raw, cur, int(size), str(last), self._read_nodes_raw)
+
+    @staticmethod
+    def _end(txn: _Transaction, *, commit: bool) -> None:
+        try:
+            if commit:
+                try:
+                    txn.raw.commit()
+                except BaseException:
+                    txn.raw.rollback()
+                    raise
+            else:
+                txn.raw.rollback()
+        finally:
+            txn.cursor.close()
+            txn.raw.close()
 
     def _read_nodes_raw(self, cursor: Any, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         """:func:`_read_nodes` inside the writer's transaction (only after a cache miss)."""
@@ -308,7 +392,9 @@ class SqlRecordStore:
             start = rows[-1][0] + 1
 
     def close(self) -> None:
-        """Stop the writer thread and dispose of the engines."""
+        """Stop the writers and dispose of the engines."""
+        if self._loop_commit is not None:
+            self._loop_commit.close()
         self._writer.close()
         self._write.dispose()
         if self._read is not self._write:

@@ -1,4 +1,9 @@
-"""The single in-process log writer with group commit.
+"""The log's writer thread, with group commit.
+
+It serves synchronous appends (``check --local``, replay, routes run in worker threads),
+every append to PostgreSQL, and the appends the event loop's group commit hands over
+(:mod:`engine.log.loop_commit`: when the writer lock is held elsewhere, or a transaction
+failed). The sealing itself (:meth:`GroupCommitWriter.seal_batch`) is shared by both.
 
 Callers queue a :class:`RecordDraft`; one thread drains the queue, and for each batch
 runs one database transaction (supplied by the store) in which it seals every draft at
@@ -54,7 +59,9 @@ class RecordDraft:
 
 
 @dataclass
-class _Pending:
+class Pending:
+    """A draft, its sealer, and the future its caller waits on."""
+
     draft: RecordDraft
     seal: Sealer
     future: Future[dict[str, Any]] = field(default_factory=Future)
@@ -70,7 +77,7 @@ class Batch:
     records: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[dict[str, Any]] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
-    outcomes: list[tuple[_Pending, dict[str, Any] | BaseException]] = field(default_factory=list)
+    outcomes: list[tuple[Pending, dict[str, Any] | BaseException]] = field(default_factory=list)
 
 
 class GroupCommitWriter:
@@ -79,7 +86,7 @@ class GroupCommitWriter:
     def __init__(self, commit: CommitFn, *, max_batch: int = 512) -> None:
         self._commit = commit
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -106,7 +113,7 @@ class GroupCommitWriter:
         except TimeoutError as exc:
             raise StoreError("the decision log did not commit in time") from exc
 
-    def _enqueue(self, draft: RecordDraft, seal: Sealer) -> _Pending:
+    def _enqueue(self, draft: RecordDraft, seal: Sealer) -> Pending:
         with self._start_lock:
             if self._closed:
                 raise StoreError("the decision log is closed")
@@ -115,7 +122,7 @@ class GroupCommitWriter:
                     target=self._run, name="releasegate-log-writer", daemon=True
                 )
                 self._thread.start()
-        pending = _Pending(draft, seal)
+        pending = Pending(draft, seal)
         self._queue.put(pending)
         return pending
 
@@ -146,11 +153,11 @@ class GroupCommitWriter:
                 batch.append(nxt)
             self._process(batch)
 
-    def _process(self, pending: list[_Pending]) -> None:
+    def _process(self, pending: list[Pending]) -> None:
         try:
             outcomes = self._write(pending)
         except Exception as exc:  # noqa: BLE001 - every failure must reach the callers
-            self._cache = None
+            self.forget()
             if len(pending) > 1:
                 for one in pending:
                     self._process([one])
@@ -168,26 +175,37 @@ class GroupCommitWriter:
             else:
                 item.future.set_result(outcome)
 
-    def _write(self, pending: list[_Pending]) -> list[tuple[_Pending, Any]]:
-        def run(size: int, last: str, fetch: NodeFetch) -> Batch:
-            cached = self._cache
-            if cached is not None and cached[0].size == size and cached[1] == last:
-                frontier = Frontier(size, list(cached[0].nodes))
-            else:
-                keys = Frontier.keys_for(size)
-                got = fetch(keys)
-                frontier = Frontier(size, [(lv, got[(lv, ix)]) for lv, ix in keys])
-            batch = Batch(size, last, frontier)
-            for item in pending:
-                _seal_into(batch, item)
-            return batch
-
-        batch = self._commit(run)
-        self._cache = (batch.frontier, batch.last_hash)
+    def _write(self, pending: list[Pending]) -> list[tuple[Pending, Any]]:
+        batch = self._commit(lambda size, last, fetch: self.seal_batch(pending, size, last, fetch))
+        self.remember(batch)
         return batch.outcomes
 
+    def seal_batch(self, pending: list[Pending], size: int, last: str, fetch: NodeFetch) -> Batch:
+        """Seal ``pending`` at consecutive indexes after the head ``(size, last)``, inside
+        the caller's transaction; the Merkle frontier comes from the last committed batch
+        when it ends at that head, else from ``fetch``."""
+        cached = self._cache
+        if cached is not None and cached[0].size == size and cached[1] == last:
+            frontier = Frontier(size, list(cached[0].nodes))
+        else:
+            keys = Frontier.keys_for(size)
+            got = fetch(keys)
+            frontier = Frontier(size, [(lv, got[(lv, ix)]) for lv, ix in keys])
+        batch = Batch(size, last, frontier)
+        for item in pending:
+            _seal_into(batch, item)
+        return batch
 
-def _seal_into(batch: Batch, item: _Pending) -> None:
+    def remember(self, batch: Batch) -> None:
+        """``batch`` was committed: the next transaction may start from its frontier."""
+        self._cache = (batch.frontier, batch.last_hash)
+
+    def forget(self) -> None:
+        """A transaction failed: read the frontier from the database next time."""
+        self._cache = None
+
+
+def _seal_into(batch: Batch, item: Pending) -> None:
     d = item.draft
     try:
         record, raw = item.seal(d, batch.size, batch.last_hash)
