@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks.procs import REPO, machine_info
 from benchmarks.scenarios import SCENARIOS, Options
+from engine.log.bench import writers_label
 
 TARGETS = {
     "core": "target: >= 500 decisions/s (stretch 800), p99 <= 15 ms at 16 clients, "
@@ -64,12 +65,12 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _log_table(rows: list[dict[str, Any]]) -> list[str]:
-    head = f"{'backend':<11} {'writers':>7} {'run':>3} {'appends':>7} {'appends/s':>10} "
+    head = f"{'backend':<11} {'writers':<18} {'run':>3} {'appends':>7} {'appends/s':>10} "
     head += f"{'p50 ms':>8} {'p99 ms':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['backend']:<11} {r['writers']:>7} {r['run']:>3} {r['appends']:>7} "
+            f"{r['backend']:<11} {writers_label(r):<18} {r['run']:>3} {r['appends']:>7} "
             f"{r['appends_per_s']:>10} {r['p50_ms']:>8} {r['p99_ms']:>8}"
         )
     return lines

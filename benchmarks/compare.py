@@ -156,8 +156,10 @@ def figures_of(doc: dict[str, Any]) -> Figures:
                     _add(figures, (scenario, stage, "ms"), ms, False)
             continue
         if scenario == "log":
+            from engine.log.bench import writers_label  # the table's own labels
+
             for run in runs:
-                target = f"{run.get('backend')}, {run.get('writers')} writer(s)"
+                target = f"{run.get('backend')}, {writers_label(run)}"
                 for key, label, higher in LOG_METRICS:
                     _add(figures, (scenario, target, label), run.get(key), higher)
             continue

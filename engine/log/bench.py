@@ -1,14 +1,17 @@
 """Append benchmark: ``python -m engine.log.bench [--postgres-url URL] [--json FILE]``.
 
-For SQLite and PostgreSQL, with 1 and 16 concurrent writer threads sharing one
-``DecisionLog`` (as the API server does), measures appends per second and the p50/p99
-latency of ``append`` (enqueue to durable commit). Each run uses a fresh database.
+For SQLite and PostgreSQL, with 1 and 16 concurrent writers sharing one ``DecisionLog``,
+measures appends per second and the p50/p99 latency of an append (enqueue to durable
+commit). The writers are threads calling ``append`` (the command line, replay, routes run
+in worker threads) or tasks on one event loop awaiting ``append_async`` (the service's
+decisions). Each run uses a fresh database.
 PostgreSQL is measured when ``--postgres-url`` or ``RELEASEGATE_TEST_POSTGRES_URL`` is set.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -22,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.log.decision_log import open_decision_log
+from engine.log.decision_log import DecisionLog, open_decision_log
 from engine.log.scratch_db import scratch_database
 from engine.models.decision import Decision, EngineInfo, PolicyInfo
 
@@ -50,10 +53,13 @@ def _decision(n: int) -> Decision:
 INPUT = {"release": {"id": "bench"}, "evidence": {"scans": [{"vulns": list(range(50))}]}}
 
 
-def run_one(backend: str, writers: int, appends: int, pg_url: str | None) -> dict[str, Any]:
+CALLERS = ("threads", "event loop")
+
+
+def run_one(
+    backend: str, writers: int, appends: int, pg_url: str | None, caller: str = "threads"
+) -> dict[str, Any]:
     """One configuration; returns its figures."""
-    latencies: list[float] = []
-    lock = threading.Lock()
     with (
         tempfile.TemporaryDirectory() as tmp,
         scratch_database(pg_url, prefix="rg_bench_")
@@ -62,35 +68,72 @@ def run_one(backend: str, writers: int, appends: int, pg_url: str | None) -> dic
     ):
         log = open_decision_log(Path(tmp) / "state", database_url=db_url)
         per_writer = max(1, appends // writers)
-
-        def work(w: int) -> None:
-            mine = []
-            for n in range(per_writer):
-                d = _decision(w * per_writer + n)
-                t0 = time.perf_counter()
-                log.append(d, input_document=INPUT, caller="bench", adapter="check")
-                mine.append(time.perf_counter() - t0)
-            with lock:
-                latencies.extend(mine)
-
-        log.append(_decision(-1), input_document=INPUT, caller="bench", adapter="check")
-        threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
-        start = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        elapsed = time.perf_counter() - start
-        log.close()
+        try:
+            log.append(_decision(-1), input_document=INPUT, caller="bench", adapter="check")
+            run = _in_threads if caller == "threads" else _on_a_loop
+            latencies, elapsed = run(log, writers, per_writer)
+        finally:
+            log.close()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {
         "backend": backend,
+        "caller": caller,
         "writers": writers,
         "appends": len(latencies),
         "appends_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(q[49] * 1000, 3),
         "p99_ms": round(q[98] * 1000, 3),
     }
+
+
+def _in_threads(log: DecisionLog, writers: int, per_writer: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def work(w: int) -> None:
+        mine = []
+        for n in range(per_writer):
+            d = _decision(w * per_writer + n)
+            t0 = time.perf_counter()
+            log.append(d, input_document=INPUT, caller="bench", adapter="check")
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return latencies, time.perf_counter() - start
+
+
+def _on_a_loop(log: DecisionLog, writers: int, per_writer: int) -> tuple[list[float], float]:
+    async def work(w: int) -> list[float]:
+        mine = []
+        for n in range(per_writer):
+            d = _decision(w * per_writer + n)
+            t0 = time.perf_counter()
+            await log.append_async(d, input_document=INPUT, caller="bench", adapter="api")
+            mine.append(time.perf_counter() - t0)
+        return mine
+
+    async def run() -> list[float]:
+        done = await asyncio.gather(*(work(w) for w in range(writers)))
+        return [latency for mine in done for latency in mine]
+
+    start = time.perf_counter()
+    latencies = asyncio.run(run())
+    return latencies, time.perf_counter() - start
+
+
+def writers_label(row: dict[str, Any]) -> str:
+    """``16 threads``, ``1 on a loop``: how many writers, and of which kind."""
+    n, caller = row.get("writers"), row.get("caller", "threads")  # older files: threads
+    if caller == "threads":
+        return f"{n} thread{'s' if n != 1 else ''}"
+    return f"{n} on a loop"
 
 
 @contextmanager
@@ -107,20 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     backends = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
     rows = [
-        run_one(backend, writers, args.appends, args.postgres_url)
+        run_one(backend, writers, args.appends, args.postgres_url, caller)
         for backend in backends
+        for caller in CALLERS
         for writers in (1, 16)
     ]
     header = (
-        f"{'backend':<11} {'writers':>7} {'appends':>7} {'appends/s':>10} "
+        f"{'backend':<11} {'writers':<18} {'appends':>7} {'appends/s':>10} "
         f"{'p50 ms':>8} {'p99 ms':>8}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['backend']:<11} {r['writers']:>7} {r['appends']:>7} {r['appends_per_s']:>10} "
-            f"{r['p50_ms']:>8} {r['p99_ms']:>8}"
+            f"{r['backend']:<11} {writers_label(r):<18} {r['appends']:>7} "
+            f"{r['appends_per_s']:>10} {r['p50_ms']:>8} {r['p99_ms']:>8}"
         )
     if not args.postgres_url:
         print("(PostgreSQL skipped: pass --postgres-url or set RELEASEGATE_TEST_POSTGRES_URL)")

@@ -57,7 +57,7 @@ def test_the_same_code_on_a_slower_host_is_worse_in_figures_but_not_in_ratio() -
     assert {key[0] for key in lines} == {"core", "admission", "cold", "log", "stages"}
     assert ("admission", "releasegate admission", "p99 ms") in lines
     assert ("admission", "releasegate admission", "per s") not in lines
-    assert lines[("log", "sqlite, 16 writer(s)", "appends/s")].higher_is_better
+    assert lines[("log", "sqlite, 16 threads", "appends/s")].higher_is_better
     assert not lines[("stages", "pipeline", "ms")].higher_is_better
 
 
