@@ -89,6 +89,7 @@ class LoopGroupCommit(Generic[TxnT]):
         self._task: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
+        self._generation = 0  # which drain task owns the state below
 
     async def submit(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
         """Await the commit of ``draft`` (the sealed record). Raises :class:`StoreError`.
@@ -100,13 +101,18 @@ class LoopGroupCommit(Generic[TxnT]):
         with self._lock:
             if self._closed:
                 raise StoreError("the decision log is closed")
+            if self._loop is not None and self._loop.is_closed():
+                # That loop stopped before its transaction ran: its callers are gone too.
+                self._due, self._task, self._loop = [], None, None
             mine = self._loop is None or self._loop is loop
             if mine:
                 waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
                 self._due.append((Pending(draft, seal), waiter))
                 if self._task is None:
-                    self._loop = loop
-                    self._task = loop.create_task(self._drain(), name="releasegate-log-commit")
+                    self._loop, self._generation = loop, self._generation + 1
+                    self._task = loop.create_task(
+                        self._drain(self._generation), name="releasegate-log-commit"
+                    )
         if not mine:  # another event loop's transactions are open: the writer thread
             return await self._writer.submit_async(draft, seal)
         return await waiter
@@ -119,11 +125,13 @@ class LoopGroupCommit(Generic[TxnT]):
         if pool is not None:
             pool.shutdown(wait=True)
 
-    async def _drain(self) -> None:
+    async def _drain(self, generation: int) -> None:
         due: list[Due] = []
         try:
             while True:
                 with self._lock:
+                    if self._generation != generation:
+                        return  # its loop closed and another loop took over
                     due = self._due[: self._max_batch]
                     del self._due[: len(due)]
                     if not due:
@@ -131,13 +139,15 @@ class LoopGroupCommit(Generic[TxnT]):
                         return
                 await self._commit(due)
                 due = []
-        except BaseException:  # cancelled with its loop: nothing is left to answer
+        except BaseException:  # cancelled or collected with its loop: nobody is waiting
             with self._lock:
-                due += self._due
-                self._due = []
-                self._task = self._loop = None
+                if self._generation == generation:
+                    due += self._due
+                    self._due = []
+                    self._task = self._loop = None
             for _, waiter in due:
-                waiter.cancel()
+                if not waiter.get_loop().is_closed():
+                    waiter.cancel()
             raise
 
     async def _commit(self, due: list[Due]) -> None:

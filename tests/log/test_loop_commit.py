@@ -119,6 +119,28 @@ def test_the_loop_never_waits_for_another_writer(
         log.close()
 
 
+def test_a_loop_closed_before_its_transaction_ran_is_forgotten(tmp_path: Path) -> None:
+    log = open_decision_log(tmp_path / "state")
+    first = asyncio.new_event_loop()
+
+    async def submit_and_leave() -> None:
+        asyncio.ensure_future(_append(log, 1))
+        await asyncio.sleep(0)  # the append queues its draft; the loop stops before its answer
+
+    try:
+        first.run_until_complete(submit_and_leave())
+        first.close()
+        # The first draft's commit may still be running on the commit thread: wait until it
+        # let go of the writer lock, as another process would wait for it.
+        _FlockHolder(tmp_path / "state").release()
+        decision = asyncio.run(_append(log, 2))
+        assert decision.log is not None
+        assert decision.log.index == log.checkpoint().size - 1  # the first may have committed
+        assert "releasegate-log-writer" not in _thread_names()  # committed on the new loop
+    finally:
+        log.close()
+
+
 def test_a_failed_transaction_is_retried_draft_by_draft(tmp_path: Path) -> None:
     """Two drafts with one decision id in one batch: the insert fails on the loop, the
     writer thread retries each draft, and only the second of the pair is refused."""
