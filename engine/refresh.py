@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
+
+from engine.one_thread import OneThread
 
 _logger = logging.getLogger(__name__)
 
@@ -24,18 +25,17 @@ class RefreshAhead:
         self._name = name
         self._lock = threading.Lock()
         self._running: set[Hashable] = set()
-        self._pool: ThreadPoolExecutor | None = None
-        self._closed = False
+        self._thread = OneThread(name)
 
     def schedule(self, key: Hashable, refresh: Callable[[], object]) -> bool:
         """Start ``refresh`` unless one for ``key`` is running; False when not started."""
         with self._lock:
-            if self._closed or key in self._running:
+            if key in self._running:
+                return False
+            pool = self._thread.executor()
+            if pool is None:  # closed
                 return False
             self._running.add(key)
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
-            pool = self._pool
         pool.submit(self._run, key, refresh)
         return True
 
@@ -55,8 +55,4 @@ class RefreshAhead:
 
     def close(self) -> None:
         """Wait for a running refresh, start no more."""
-        with self._lock:
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._thread.close()

@@ -28,6 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from engine.errors import StoreError
 from engine.log.merkle import NodeKey
 from engine.log.writer import Batch, GroupCommitWriter, Pending, RecordDraft, Sealer
+from engine.one_thread import OneThread
 
 Outcome = dict[str, Any] | BaseException
 Due = tuple[Pending, "asyncio.Future[dict[str, Any]]"]
@@ -87,8 +88,7 @@ class LoopGroupCommit(Generic[TxnT]):
         self._due: list[Due] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._closed = False
+        self._commits = OneThread("releasegate-log-commit")
         self._generation = 0  # which drain task owns the state below
 
     async def submit(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
@@ -99,7 +99,7 @@ class LoopGroupCommit(Generic[TxnT]):
         """
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._closed:
+            if self._commits.closed:
                 raise StoreError("the decision log is closed")
             if self._loop is not None and self._loop.is_closed():
                 # That loop stopped before its transaction ran: its callers are gone too.
@@ -119,11 +119,7 @@ class LoopGroupCommit(Generic[TxnT]):
 
     def close(self) -> None:
         """Refuse new appends and wait for a commit in progress."""
-        with self._lock:
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._commits.close()
 
     async def _drain(self, generation: int) -> None:
         due: list[Due] = []
@@ -185,12 +181,10 @@ class LoopGroupCommit(Generic[TxnT]):
             _settle(waiter, result)
 
     def _commit_thread(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._closed:
-                raise StoreError("the decision log is closed")
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="releasegate-log-commit")
-            return self._pool
+        pool = self._commits.executor()
+        if pool is None:
+            raise StoreError("the decision log is closed")
+        return pool
 
 
 def _settle(waiter: asyncio.Future[dict[str, Any]], outcome: Outcome) -> None:

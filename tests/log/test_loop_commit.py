@@ -23,8 +23,9 @@ from engine.models.decision import Decision
 from tests.log.helpers import input_doc, make_decision
 
 
-def _thread_names() -> set[str]:
-    return {t.name.split("_")[0] for t in threading.enumerate()}
+def _thread_names(*, since: set[threading.Thread] | None = None) -> set[str]:
+    """Names (without the executor's ``_N``) of the live threads, or of those started since."""
+    return {t.name.split("_")[0] for t in threading.enumerate() if t not in (since or set())}
 
 
 async def _append(log: DecisionLog, n: int, decision: Decision | None = None) -> Decision:
@@ -34,6 +35,7 @@ async def _append(log: DecisionLog, n: int, decision: Decision | None = None) ->
 
 
 def test_loop_appends_commit_without_the_writer_thread(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
     log = open_decision_log(tmp_path / "state")
 
     async def scenario() -> list[Decision]:
@@ -41,7 +43,7 @@ def test_loop_appends_commit_without_the_writer_thread(tmp_path: Path) -> None:
 
     try:
         decisions = asyncio.run(scenario())
-        names = _thread_names()
+        names = _thread_names(since=before)
         assert sorted(d.log.index for d in decisions if d.log) == list(range(40))
         assert [log.get(d.decision_id) is not None for d in decisions] == [True] * 40
         assert "releasegate-log-commit" in names
@@ -95,6 +97,7 @@ def test_the_loop_never_waits_for_another_writer(
 ) -> None:
     """While another writer holds a lock, the append waits in the writer thread and the
     event loop keeps running; it commits once the lock is free."""
+    before = set(threading.enumerate())
     log = open_decision_log(tmp_path / "state")
     held = holder(tmp_path / "state")
     release = threading.Timer(1.0, held.release)
@@ -113,7 +116,7 @@ def test_the_loop_never_waits_for_another_writer(
         ticks, decision = asyncio.run(scenario())
         assert ticks >= 20  # the loop ran all along (a loop held by the lock would not tick)
         assert decision.log is not None and decision.log.index == 0
-        assert "releasegate-log-writer" in _thread_names()
+        assert "releasegate-log-writer" in _thread_names(since=before)
     finally:
         release.join()
         log.close()
@@ -130,13 +133,14 @@ def test_a_loop_closed_before_its_transaction_ran_is_forgotten(tmp_path: Path) -
     try:
         first.run_until_complete(submit_and_leave())
         first.close()
-        # The first draft's commit may still be running on the commit thread: wait until it
-        # let go of the writer lock, as another process would wait for it.
-        _FlockHolder(tmp_path / "state").release()
         decision = asyncio.run(_append(log, 2))
         assert decision.log is not None
         assert decision.log.index == log.checkpoint().size - 1  # the first may have committed
-        assert "releasegate-log-writer" not in _thread_names()  # committed on the new loop
+        # The new loop took over: nothing of the closed loop is left to send later appends
+        # to the writer thread (the first append may have been handed over to it, if its
+        # commit still held the writer lock).
+        committer = log.store._loop_commit  # type: ignore[attr-defined]
+        assert committer._loop is None and committer._task is None
     finally:
         log.close()
 
