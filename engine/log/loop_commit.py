@@ -86,10 +86,8 @@ class LoopGroupCommit(Generic[TxnT]):
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._due: list[Due] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the drain; its loop owns ``_due``
         self._commits = OneThread("releasegate-log-commit")
-        self._generation = 0  # which drain task owns the state below
 
     async def submit(self, draft: RecordDraft, seal: Sealer) -> dict[str, Any]:
         """Await the commit of ``draft`` (the sealed record). Raises :class:`StoreError`.
@@ -101,18 +99,15 @@ class LoopGroupCommit(Generic[TxnT]):
         with self._lock:
             if self._commits.closed:
                 raise StoreError("the decision log is closed")
-            if self._loop is not None and self._loop.is_closed():
-                # That loop stopped before its transaction ran: its callers are gone too.
-                self._due, self._task, self._loop = [], None, None
-            mine = self._loop is None or self._loop is loop
+            if self._task is not None and self._task.get_loop().is_closed():
+                # That loop stopped before its transaction answered: its callers are gone.
+                self._due, self._task = [], None
+            mine = self._task is None or self._task.get_loop() is loop
             if mine:
                 waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
                 self._due.append((Pending(draft, seal), waiter))
                 if self._task is None:
-                    self._loop, self._generation = loop, self._generation + 1
-                    self._task = loop.create_task(
-                        self._drain(self._generation), name="releasegate-log-commit"
-                    )
+                    self._task = loop.create_task(self._drain(), name="releasegate-log-commit")
         if not mine:  # another event loop's transactions are open: the writer thread
             return await self._writer.submit_async(draft, seal)
         return await waiter
@@ -121,26 +116,27 @@ class LoopGroupCommit(Generic[TxnT]):
         """Refuse new appends and wait for a commit in progress."""
         self._commits.close()
 
-    async def _drain(self, generation: int) -> None:
+    async def _drain(self) -> None:
+        me = asyncio.current_task()
         due: list[Due] = []
         try:
             while True:
                 with self._lock:
-                    if self._generation != generation:
+                    if self._task is not me:
                         return  # its loop closed and another loop took over
                     due = self._due[: self._max_batch]
                     del self._due[: len(due)]
                     if not due:
-                        self._task = self._loop = None
+                        self._task = None
                         return
                 await self._commit(due)
                 due = []
         except BaseException:  # cancelled or collected with its loop: nobody is waiting
             with self._lock:
-                if self._generation == generation:
+                if self._task is me:
                     due += self._due
                     self._due = []
-                    self._task = self._loop = None
+                    self._task = None
             for _, waiter in due:
                 if not waiter.get_loop().is_closed():
                     waiter.cancel()
