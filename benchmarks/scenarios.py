@@ -51,10 +51,12 @@ def _write(workdir: Path, name: str, data: bytes) -> Path:
 
 
 def opa_input_body(body: bytes, workdir: Path) -> bytes:
-    """``{"input": doc}``: the document the pipeline's ``build_input`` makes of the request."""
+    """``{"input": doc}``: the document the pipeline's ``build_input`` makes of the request,
+    in the bytes the service sends OPA (its RFC 8785 encoding)."""
     from engine.approvals import ApprovalStore
     from engine.config import build_settings
     from engine.decision import DecisionPipeline
+    from engine.engines.opa_http import input_body
     from engine.models.common import quantize_ns
     from engine.models.request import DecisionRequestV1
     from engine.runtime import build_providers
@@ -72,9 +74,9 @@ def opa_input_body(body: bytes, workdir: Path) -> bytes:
         document = pipeline.build_input(
             request, now_ns=quantize_ns(time.time_ns()), caller="bench-ci", adapter="api"
         )
+        return input_body(pipeline.encode_input(document))
     finally:
         approvals.close()
-    return json.dumps({"input": document.model_dump(mode="json")}, separators=(",", ":")).encode()
 
 
 def _decide_once(service: Service, body: bytes) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import anyio
 import uuid6
 
-from engine.engines.base import PolicyEngine
+from engine.engines.base import EncodedInput, PolicyEngine
 from engine.errors import PolicyError, PolicyEvalError
 from engine.inputs.base import FactProviders
 from engine.log.canonical import CanonicalCache, canonical_bytes
@@ -265,9 +265,9 @@ class DecisionPipeline:
         adapter: Adapter = "cli",
     ) -> Decision:
         """:meth:`decide_document` on an event loop (OPA and the commit awaited)."""
-        doc, canonical = self.encode_input(document)
+        doc = self.encode_input(document)
         result = await evaluate_async(self.engine, doc)
-        decision = self._decision(document, result, canonical, dry_run=dry_run)
+        decision = self._decision(document, result, doc.canonical, dry_run=dry_run)
         if self.recorder is None:
             return decision
         return await record_on_loop(
@@ -276,7 +276,7 @@ class DecisionPipeline:
             input_document=doc,
             caller=caller,
             adapter=adapter,
-            input_canonical=canonical,
+            input_canonical=doc.canonical,
         )
 
     def decide_document(
@@ -288,14 +288,18 @@ class DecisionPipeline:
         adapter: Adapter = "cli",
     ) -> Decision:
         """Evaluate a finished input document, build the Decision, record it."""
-        doc, canonical = self.encode_input(document)
+        doc = self.encode_input(document)
         result = evaluate(self.engine, doc)
-        decision = self._decision(document, result, canonical, dry_run=dry_run)
+        decision = self._decision(document, result, doc.canonical, dry_run=dry_run)
         if self.recorder is None:
             return decision
         # No verdict without a record: a StoreError propagates and no decision is returned.
         return self.recorder.append(
-            decision, input_document=doc, caller=caller, adapter=adapter, input_canonical=canonical
+            decision,
+            input_document=doc,
+            caller=caller,
+            adapter=adapter,
+            input_canonical=doc.canonical,
         )
 
     def _decision(
@@ -320,14 +324,15 @@ class DecisionPipeline:
             input_digest=digest_of_canonical(canonical),
         )
 
-    def encode_input(self, document: InputDocumentV1) -> tuple[dict[str, Any], bytes]:
-        """The input document as JSON values, and its RFC 8785 bytes (digest and record).
+    def encode_input(self, document: InputDocumentV1) -> EncodedInput:
+        """The input document as JSON values with its RFC 8785 bytes: what OPA is sent, what
+        ``input_digest`` names and what the record stores.
 
         Every section but the clock goes through the pipeline's :class:`CanonicalCache`:
         the provenance and vulnerability facts of an artifact repeat across its decisions.
         """
         doc = document.model_dump(mode="json")
-        return doc, self._canonical.encode_object(doc, cached=_CACHED_SECTIONS)
+        return EncodedInput(doc, self._canonical.encode_object(doc, cached=_CACHED_SECTIONS))
 
 
 _CACHED_SECTIONS = frozenset(InputDocumentV1.model_fields) - {"now_ns"}

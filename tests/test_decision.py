@@ -12,6 +12,7 @@ import pytest
 import rfc8785
 
 from engine.decision import DecisionPipeline, format_timestamp, input_digest
+from engine.engines.base import EncodedInput
 from engine.engines.fake import FakeEngine
 from engine.errors import EngineUnavailable, StoreError
 from engine.inputs.base import FactProviders, NoApprovalStore, NoSloConfigured
@@ -88,6 +89,8 @@ def test_allow_passes_through_with_identity_fields() -> None:
     assert "caller" not in decision.release
     canonical = rfc8785.dumps({**document, "now_ns": float(document["now_ns"])})
     assert decision.input_digest == "sha256:" + hashlib.sha256(canonical).hexdigest()
+    # The engine was handed these very bytes with the document (OPA is sent them as they are).
+    assert isinstance(document, EncodedInput) and document.canonical == canonical
 
 
 def test_the_decision_names_the_bundle_its_result_came_from() -> None:

@@ -11,6 +11,22 @@ DECISION_PATH = "releasegate/decision"
 """The entrypoint rule, ``data.releasegate.decision``, as an OPA Data API path."""
 
 
+class EncodedInput(dict[str, Any]):
+    """An input document with its RFC 8785 encoding (:meth:`DecisionPipeline.encode_input`).
+
+    OPA is sent these bytes as they are, so the document it evaluates is byte for byte the
+    one the decision's ``input_digest`` names, and the client need not encode it again.
+    Any other mapping is encoded by the client. Not to be changed once made: the bytes
+    would no longer match.
+    """
+
+    __slots__ = ("canonical",)
+
+    def __init__(self, document: Mapping[str, Any], canonical: bytes) -> None:
+        super().__init__(document)
+        self.canonical = canonical
+
+
 class PolicyEngine(Protocol):
     """Evaluates ``data.releasegate.decision`` for an input document.
 

@@ -26,6 +26,7 @@ from time import monotonic
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine.engines.base import EncodedInput
 from engine.engines.http_wire import (
     RECV_BYTES,
     Malformed,
@@ -38,7 +39,10 @@ from engine.models.decision import PolicyResult
 
 
 def input_body(input_document: Mapping[str, Any]) -> bytes:
-    """The Data API request body: ``{"input": ...}``, compact."""
+    """The Data API request body: ``{"input": ...}``, compact; an :class:`EncodedInput`'s own
+    RFC 8785 bytes when it has them."""
+    if isinstance(input_document, EncodedInput):
+        return b'{"input":' + input_document.canonical + b"}"
     return json.dumps({"input": input_document}, separators=(",", ":")).encode()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import InputError, SignatureError
-from engine.log.canonical import digest_bytes
+from engine.log.canonical import CanonicalCache, digest_bytes
 from engine.log.checkpoint import SignedCheckpoint
 from engine.log.keystore import load_signing_key
 from engine.log.masking import MaskRule, apply_masks
@@ -98,6 +98,7 @@ class DecisionLog:
         self.origin = origin
         self.masks = list(masks)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._members = CanonicalCache()  # record members that repeat across decisions
         if signer.key_id not in keyring:
             keyring.add(signer.public_key)
 
@@ -190,7 +191,7 @@ class DecisionLog:
         known = {} if self.masks or input_canonical is None else {"input": input_canonical}
         return RecordDraft(
             body=body,
-            members=canonical_members(body, known=known),
+            members=canonical_members(body, known=known, cache=self._members),
             decision_id=decision.decision_id,
             ts=normalize_timestamp(decision.timestamp, what="decision.timestamp"),
             service=str(decision.release.get("service", "")),

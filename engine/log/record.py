@@ -28,7 +28,13 @@ import orjson
 
 from engine.errors import InputError
 from engine.jsonfast import deep_copy
-from engine.log.canonical import canonical_bytes, canonical_key, digest_ref, join_members
+from engine.log.canonical import (
+    CanonicalCache,
+    canonical_bytes,
+    canonical_key,
+    digest_ref,
+    join_members,
+)
 from engine.log.signing import ALG, Signer
 from engine.models.common import StrictModel
 from engine.models.decision import Decision, LogInfo, SignatureInfo
@@ -109,7 +115,10 @@ def draft_body(
 
 
 def canonical_members(
-    body: dict[str, Any], *, known: dict[str, bytes] | None = None
+    body: dict[str, Any],
+    *,
+    known: dict[str, bytes] | None = None,
+    cache: CanonicalCache | None = None,
 ) -> dict[str, bytes]:
     """RFC 8785 encodings of each top-level member (``"key":value``) of ``body``.
 
@@ -117,13 +126,21 @@ def canonical_members(
     keys, joined by ``,`` + ``}``; so the draft's members are encoded once, by the caller,
     and the writer only adds ``log`` (see :func:`join_members`). Raises
     :class:`InputError` for values JCS cannot encode. ``known`` holds RFC 8785 encodings
-    of values the caller already made (by ``rfc8785``), keyed by member name.
+    of values the caller already made (by ``rfc8785``), keyed by member name. With a
+    ``cache``, the objects and arrays that repeat from one record to the next (the policy,
+    the engine, an artifact, the request's metadata, the usual reasons) are encoded once;
+    the input document, which changes with every decision's clock, is not looked up.
     """
     known = known or {}
-    return {
-        k: canonical_key(k) + b":" + (known[k] if k in known else canonical_bytes(v))
-        for k, v in body.items()
-    }
+
+    def encode(key: str, value: Any) -> bytes:
+        if key in known:
+            return known[key]
+        if cache is not None and value and key != "input" and isinstance(value, dict | list):
+            return cache.encode(value)
+        return canonical_bytes(value)
+
+    return {k: canonical_key(k) + b":" + encode(k, v) for k, v in body.items()}
 
 
 def seal(

@@ -4,6 +4,7 @@ for what OPA does not send (chunked bodies, closed keep-alive connections, bad h
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from engine.decision import evaluate_async
-from engine.engines.base import DECISION_PATH
+from engine.engines.base import DECISION_PATH, EncodedInput
 from engine.engines.opa import ManagedOpaEngine, RemoteOpaEngine
 from engine.engines.opa_async import AsyncOpaClient
 from engine.engines.policy_source import PolicySource
 from engine.errors import EngineUnavailable, PolicyEvalError
+from engine.log.canonical import canonical_bytes
 from engine.models.common import Verdict
 from engine.models.decision import PolicyInfo
 from tests.conftest import POLICIES
@@ -196,6 +198,51 @@ def _run_with(tmp_path: Path, script: Script, calls: int) -> tuple[list[object],
     finally:
         client.close()
         server.close()
+
+
+def test_an_encoded_input_goes_to_opa_as_its_own_canonical_bytes(tmp_path: Path) -> None:
+    bodies: list[bytes] = []
+
+    def script(conn: socket.socket, index: int) -> None:
+        data = b""
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            length = next(
+                (
+                    int(v)
+                    for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+                    if k.lower() == b"content-length"
+                ),
+                -1,
+            )
+            if sep and len(body) >= length:
+                bodies.append(body[:length])
+                data = body[length:]
+                conn.sendall(_answer(RESULT))
+                continue
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+
+    canonical = canonical_bytes(INPUT)
+    server = ScriptedServer(tmp_path / "s.sock", script)
+    client = AsyncOpaClient(f"unix://{tmp_path}/s.sock", timeout=1.0)
+
+    async def run() -> None:
+        await client.evaluate(DECISION_PATH, EncodedInput(INPUT, canonical))
+        await client.evaluate(DECISION_PATH, INPUT)
+
+    try:
+        asyncio.run(run())
+    finally:
+        client.close()
+        server.close()
+    encoded, plain = bodies
+    # What the decision's input_digest names is byte for byte what OPA read ...
+    assert encoded == b'{"input":' + canonical + b"}"
+    # ... and any other mapping is sent as JSON of the same document.
+    assert json.loads(plain) == json.loads(encoded) == {"input": INPUT}
 
 
 def test_keep_alive_connections_are_reused(tmp_path: Path) -> None:

@@ -154,6 +154,24 @@ def test_spliced_members_equal_the_full_canonical_encoding(
     assert join_members(members) == canonical_bytes(body | {"log": log})
 
 
+@given(st.lists(st.dictionaries(st.sampled_from("abcdef"), json_values, max_size=6), max_size=6))
+def test_cached_members_equal_members_encoded_afresh(bodies: list[dict[str, object]]) -> None:
+    # One cache across a run of records, as a log keeps it: values that repeat (hits), values
+    # that change (misses) and values that come back after another was seen.
+    cache = CanonicalCache(max_entries=3)
+    for body in [*bodies, *reversed(bodies)]:
+        assert canonical_members(body, cache=cache) == canonical_members(body)
+
+
+def test_the_input_member_is_never_looked_up_in_the_cache() -> None:
+    cache = CanonicalCache()
+    body = {"input": {"now_ns": 1}, "policy": {"revision": "r1"}, "reasons": []}
+    canonical_members(body, cache=cache)
+    canonical_members(body, cache=cache)
+    # Only the policy was kept (the input changes with every decision; [] costs nothing).
+    assert (len(cache), cache.hits, cache.misses) == (1, 1, 1)
+
+
 _with_floats = st.recursive(
     st.none()
     | st.booleans()
