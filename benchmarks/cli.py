@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import tempfile
@@ -93,6 +94,20 @@ def _stage_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+P99_TARGET_MS = 15.0
+"""Scenario 1's latency target (issue 9)."""
+
+
+def _closed_loop_floor(clients: int) -> str:
+    """What the closed loop itself implies for the p99 target (Little's law)."""
+    needed = math.ceil(clients / (P99_TARGET_MS / 1000.0))
+    return (
+        f"closed loop, {clients} clients, no think time: mean latency = {clients} / "
+        f"throughput (Little's law), so a p99 <= {P99_TARGET_MS:g} ms needs >= "
+        f"{needed:,} decisions/s"
+    )
+
+
 def render(name: str, result: dict[str, Any]) -> str:
     """One scenario's table."""
     title = {
@@ -125,6 +140,8 @@ def render(name: str, result: dict[str, Any]) -> str:
         lines.append(f"releasegate with cpu_affinity auto / bare OPA throughput: {ratio}")
     if TARGETS[name]:
         lines.append(TARGETS[name])
+    if name == "core" and result["runs"]:
+        lines.append(_closed_loop_floor(int(result["runs"][0]["concurrency"])))
     lines.append("cpu ms/req: service (+ its OPA) or OPA process CPU / requests; opa ms/req: "
                  "the OPA part of it; gen ms/req: load generator CPU / requests; others: "
                  "cores busy with other processes on this machine during the run "

@@ -85,6 +85,9 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
     # OPA really logged its decisions to the console (one line per decision at least).
     assert core["opa_console_log_lines"] >= 8
     assert "releasegate / bare OPA throughput" in results["stdout"]
+    # 2 clients: a mean of 15 ms is 2 / 0.015 = 133.3 decisions/s; the p99 needs more.
+    assert "closed loop, 2 clients" in results["stdout"]
+    assert "so a p99 <= 15 ms needs >= 134 decisions/s" in results["stdout"]
     assert core["ratio_workers_to_bare_opa"] > 0
     workers = next(r for r in core["runs"] if r["name"] == "releasegate, 2 workers")
     assert 1 <= len(workers["connections_per_process"]) <= 2
