@@ -12,7 +12,21 @@ CPU per call:
 * the managed OPA's own CPU (``/proc``) for the evaluation, next to the client side.
 
 The sum of the stages is what one decision costs before the HTTP layer, whose share shows in
-the ``core`` scenario's ``GET /healthz`` row. Nothing here is asserted: these are figures.
+the ``core`` scenario's ``GET /healthz`` row.
+
+Two more figures take the service's own path, on an event loop (uvloop) with 16 requests in
+flight as scenario 1's clients keep them, in batches, the median process CPU per request
+(every thread of this process: the loop and the log's commit thread; not OPA's):
+
+* ``pipeline_loop``: ``decide_async``, as the service decides (OPA over asyncio, the log's
+  group commit on the loop);
+* ``app``: the whole app over ASGI with no sockets (authentication, body, validation,
+  middleware, access and decision log lines, the pipeline, the response), built by
+  ``create_app`` on a state of its own.
+
+Scenario 1's CPU per decision of the service, without its OPA, minus ``app`` is what uvicorn,
+the sockets and the wake-ups between requests cost. Nothing here is asserted: these are
+figures.
 """
 
 from __future__ import annotations
@@ -36,7 +50,12 @@ STAGES = [
     ("record", "record: draft + RFC 8785 of its members"),
     ("append", "durable append: seal (RFC 8785, SHA-256, Ed25519) + SQLite commit (fsync)"),
     ("pipeline", "whole pipeline.decide (facts .. append), for comparison"),
+    ("pipeline_loop", "pipeline on the event loop (decide_async), 16 at a time, process CPU"),
+    ("app", "the whole app over ASGI, no sockets (auth .. response), 16 at a time"),
 ]
+
+IN_FLIGHT = 16
+"""Requests in flight on the loop, as scenario 1's closed-loop clients keep them."""
 
 
 def _opa_cpu_s(pid: int) -> float:
@@ -146,7 +165,125 @@ def measure(body: bytes, iterations: int) -> dict[str, float]:
             )
         finally:
             close_state(state.closers)
+    out.update(_on_the_loop(body, iterations))
     return out
+
+
+def _on_the_loop(body: bytes, iterations: int) -> dict[str, float]:
+    """``pipeline_loop`` and ``app``: the service's own path, on uvloop, in process."""
+    import logging
+
+    import uvloop
+
+    from engine.api import create_app
+    from engine.api.middleware import JsonLogFormatter
+    from engine.auth.sql import database_url
+    from engine.auth.tokens import TokenStore
+    from engine.config import Settings
+
+    with tempfile.TemporaryDirectory(prefix="releasegate-stages-app-") as tmp:
+        settings = Settings(state_dir=Path(tmp), bundle_poll_s=0)
+        tokens = TokenStore(database_url(settings.state_dir, None))
+        try:
+            token, _ = tokens.create("bench-ci", ["ci"])
+        finally:
+            tokens.close()
+        # The service writes an access line and a decision line per request (serve's default).
+        handler = logging.FileHandler(Path(tmp) / "service.log")
+        handler.setFormatter(JsonLogFormatter())
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.INFO)
+        root.addHandler(handler)
+        try:
+            return uvloop.run(_drive(create_app(settings), body, token, iterations))
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+            handler.close()
+
+
+async def _drive(app: Any, body: bytes, token: str, iterations: int) -> dict[str, float]:
+    import asyncio
+
+    from engine.models.request import DecisionRequestV1
+
+    startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await startup.put({"type": "lifespan.startup"})
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    lifespan = asyncio.create_task(app(scope, startup.get, events.put))
+    started = await events.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"the app did not start: {started}")
+    try:
+        pipeline = app.state.releasegate.pipeline
+        request = DecisionRequestV1.model_validate(json.loads(body))
+        headers = [
+            (b"host", b"stages"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+
+        async def post() -> None:
+            status = await _asgi_post(app, "/v1/decisions", headers, body)
+            if status != 200:
+                raise RuntimeError(f"POST /v1/decisions answered {status}")
+
+        async def decide() -> None:
+            await pipeline.decide_async(request, caller="bench-ci", adapter="api")
+
+        batches = max(1, iterations // IN_FLIGHT)
+        samples: dict[str, list[float]] = {"pipeline_loop": [], "app": []}
+        for _ in range(4):  # warm both paths
+            await asyncio.gather(*(post() for _ in range(IN_FLIGHT)))
+        for _ in range(batches):  # interleaved, so both see the same host minutes
+            for key, call in (("pipeline_loop", decide), ("app", post)):
+                t0 = time.process_time()
+                await asyncio.gather(*(call() for _ in range(IN_FLIGHT)))
+                samples[key].append((time.process_time() - t0) / IN_FLIGHT)
+        return {key: _median_ms(values) for key, values in samples.items()}
+    finally:
+        await startup.put({"type": "lifespan.shutdown"})
+        await lifespan
+
+
+async def _asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    """One request through the ASGI app, as uvicorn hands it over; the response status."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # no disconnect while the response is written
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
+    await app(scope, receive, send)
+    return int(sent[0]["status"])
 
 
 def main(argv: list[str] | None = None) -> int:
