@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from engine import jsonfast
 from engine.api.deps import AppState, RoleChecker, authenticate, bearer_scheme, get_app_state
 from engine.api.routes.admission import admission_review
 from engine.api.routes.decisions import decide_response
@@ -84,7 +85,7 @@ async def json_body(request: Request) -> Any:
     if not _is_json(request.headers.get("content-type")):
         return body
     try:
-        return json.loads(body)
+        return jsonfast.loads(body)
     except json.JSONDecodeError as exc:
         error = {
             "type": "json_invalid",
