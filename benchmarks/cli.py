@@ -17,9 +17,12 @@ from benchmarks.procs import REPO, machine_info
 from benchmarks.scenarios import SCENARIOS, Options
 from engine.log.bench import writers_label
 
+P99_TARGET_MS = 15.0
+"""Scenario 1's latency target (issue 9)."""
+
 TARGETS = {
-    "core": "target: >= 500 decisions/s (stretch 800), p99 <= 15 ms at 16 clients, "
-    ">= 0.35 x bare OPA",
+    "core": "target: >= 500 decisions/s (stretch 800), "
+    f"p99 <= {P99_TARGET_MS:g} ms at 16 clients, >= 0.35 x bare OPA",
     "admission": "target: p99 <= 5 ms at 100 requests/s",
     "cold": "target: >= 120 decisions/s",
     "log": "",
@@ -93,10 +96,6 @@ def _stage_table(result: dict[str, Any]) -> list[str]:
         "minus 'app': uvicorn, the sockets and the wake-ups"
     )
     return lines
-
-
-P99_TARGET_MS = 15.0
-"""Scenario 1's latency target (issue 9)."""
 
 
 def _closed_loop_floor(clients: int) -> str:
