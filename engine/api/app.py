@@ -21,6 +21,7 @@ from engine import __version__
 from engine.api.deps import AppState
 from engine.api.errors import install_error_handlers
 from engine.api.heap import freeze_startup_heap, thaw_heap
+from engine.api.hot_lane import ServiceAPI
 from engine.api.metrics import MeteredEngine, MeteredRecorder, ServiceMetrics
 from engine.api.middleware import ServiceMiddleware
 from engine.approvals import ApprovalStore
@@ -207,7 +208,7 @@ def create_app(
             await anyio.to_thread.run_sync(close_state, state.closers)
             metrics.close()
 
-    app = FastAPI(
+    app = ServiceAPI(
         title="releasegate",
         version=__version__,
         description=_DESCRIPTION,

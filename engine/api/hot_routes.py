@@ -16,7 +16,8 @@ plain Starlette routes placed first in the app's router:
 3. the work is the route module's own function (``decide_response``, ``admission_review``).
 
 What they raise is answered by the app's exception handlers (``engine.api.errors``), as for
-any route. FastAPI's ``app.dependency_overrides`` does not reach them (nothing here uses it:
+any route. While FastAPI's native telemetry is off, :class:`engine.api.hot_lane.ServiceAPI`
+serves them ahead of FastAPI's middleware stack and router (the "hot lane"). FastAPI's ``app.dependency_overrides`` does not reach them (nothing here uses it:
 tests build apps from real parts). The FastAPI declarations of these routes stay in
 ``routes/decisions.py`` and ``routes/admission.py``: they are what the OpenAPI document
 describes, they call the same functions, and ``tests/api/test_hot_routes.py`` holds both to

@@ -153,3 +153,80 @@ def test_the_access_log_and_metrics_name_the_route(service: Service) -> None:
         r'releasegate_http_requests_total\{method="POST",route="/v1/decisions",status="200"\}',
         metrics,
     )
+
+
+# -- the hot lane (engine.api.hot_lane): the same answers without FastAPI's stack ----------
+
+
+def _with_telemetry(service: Service) -> Service:
+    """FastAPI's native telemetry switched on (a tracer provider configured): every request,
+    the hot routes' included, then takes FastAPI's own path, so that its spans see it."""
+    from opentelemetry.trace import NoOpTracerProvider
+
+    app = service.client.app
+    app._native_telemetry.config["tracer_provider"] = NoOpTracerProvider()  # type: ignore[attr-defined]
+    assert app._native_telemetry.enabled()  # type: ignore[attr-defined]
+    return service
+
+
+@pytest.fixture
+def lane_pair(make_service: ServiceFactory) -> tuple[Service, Service]:
+    """(the service, whose hot routes take the lane; the same through FastAPI's stack)."""
+    return make_service(), _with_telemetry(make_service())
+
+
+def test_the_lane_serves_the_hot_routes_unless_telemetry_is_on(
+    lane_pair: tuple[Service, Service],
+) -> None:
+    lane, stack = lane_pair
+    for service in lane_pair:
+        assert service.client.app.hot_lane is None  # type: ignore[attr-defined]
+        assert service.decide(dev_request()).status_code == 200
+        # Other routes, and other methods of a hot path, never take it.
+        assert service.client.get("/v1/decisions", headers=service.headers("auditor")).is_success
+    assert lane.client.app.hot_lane is not None  # type: ignore[attr-defined]
+    assert stack.client.app.hot_lane is None  # type: ignore[attr-defined]
+
+
+LANE_CASES = {
+    **{f"decision: {k}": ("/v1/decisions", *v) for k, v in DECISION_CASES.items()},
+    **{
+        f"admission: {k}": (path, content, headers, role)
+        for k, (content, headers, role, path) in ADMISSION_CASES.items()
+    },
+    "too large": ("/v1/decisions", b"[" + b" " * (4 * 1024 * 1024) + b"]", JSON, "ci"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LANE_CASES))
+def test_the_lane_answers_as_fastapis_stack(lane_pair: tuple[Service, Service], case: str) -> None:
+    path, content, headers, role = LANE_CASES[case]
+    answers = []
+    for service in lane_pair:
+        auth = service.headers(role) if role else {}
+        answers.append(_answer(service, path, content, {**headers, **auth}))
+    assert answers[0] == answers[1]
+    assert lane_pair[0].client.app.hot_lane is not None  # type: ignore[attr-defined]
+
+
+class _BrokenPipeline:
+    """A pipeline whose every decision fails with an error nobody handles."""
+
+    async def decide_async(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+
+def test_an_unhandled_error_is_the_apps_500_in_the_lane_too(
+    lane_pair: tuple[Service, Service],
+) -> None:
+    answers = []
+    for service in lane_pair:
+        state = service.client.app.state.releasegate  # type: ignore[attr-defined]
+        state.pipeline = _BrokenPipeline()
+        answers.append(
+            _answer(
+                service, "/v1/decisions", _json(dev_request()), {**JSON, **service.headers("ci")}
+            )
+        )
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 500 and answers[0][1]["code"] == "internal_error"
