@@ -177,7 +177,7 @@ def _on_the_loop(body: bytes, iterations: int) -> dict[str, float]:
     import uvloop
 
     from engine.api import create_app
-    from engine.api.middleware import JsonLogFormatter
+    from engine.api.logs import JsonLogFormatter
     from engine.auth.sql import database_url
     from engine.auth.tokens import TokenStore
     from engine.config import Settings

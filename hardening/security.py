@@ -122,7 +122,7 @@ def captured_records() -> Iterator[list[logging.LogRecord]]:
 
 def render_records(records: list[logging.LogRecord]) -> str:
     """Records as the service writes them (JSON, tracebacks on) plus their raw args."""
-    from engine.api.middleware import JsonLogFormatter
+    from engine.api.logs import JsonLogFormatter
 
     formatter = JsonLogFormatter(tracebacks=True)
     return "\n".join(f"{formatter.format(r)} {r.args!r}" for r in records)

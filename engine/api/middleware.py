@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -147,42 +146,3 @@ class ServiceMiddleware:
             "decision_id": decision_id,
         }
         access_logger.info("request", extra={"fields": fields})
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's ``fields``.
-
-    Exceptions are reduced to their type unless ``tracebacks`` (``serve --log-level debug``):
-    exception messages may quote request data.
-    """
-
-    def __init__(self, *, tracebacks: bool = False) -> None:
-        super().__init__()
-        self.tracebacks = tracebacks
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render ``record``; ``extra={"fields": {...}}`` adds structured fields."""
-        doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            doc.update(fields)
-        if record.exc_info and record.exc_info[0] is not None:
-            doc.setdefault("error_type", record.exc_info[0].__name__)
-            if self.tracebacks:
-                doc["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, separators=(",", ":"))
-
-
-def configure_logging(level: str) -> None:
-    """Root logger: one JSON line per record on standard error, at ``level``."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter(tracebacks=level == "debug"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())

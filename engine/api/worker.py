@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from engine.api.app import create_app
-from engine.api.middleware import configure_logging
+from engine.api.logs import configure_logging
 from engine.config import build_settings
 
 FACTORY = "engine.api.worker:create_worker_app"

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.api import create_app
-from engine.api.middleware import JsonLogFormatter
+from engine.api.logs import JsonLogFormatter
 from engine.auth.sql import database_url
 from engine.config import build_settings
 from engine.runtime import Runtime

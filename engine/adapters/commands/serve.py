@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from engine.api import create_app
-    from engine.api.middleware import configure_logging
+    from engine.api.logs import configure_logging
     from engine.approvals import ApprovalStore
     from engine.auth.sql import database_url
     from engine.auth.tokens import TokenStore

@@ -94,7 +94,7 @@ def serve_workers(settings: Any) -> int:
     from uvicorn.supervisors import Multiprocess
 
     from engine.adapters.commands.serve import uvicorn_options
-    from engine.api.middleware import configure_logging
+    from engine.api.logs import configure_logging
     from engine.api.worker import FACTORY
 
     config = uvicorn.Config(
