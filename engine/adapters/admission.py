@@ -198,7 +198,11 @@ def _artifact(images: list[ImageFact]) -> ArtifactFacts:
 
 
 def _age_s(decision: Decision, now: datetime) -> float:
-    stamp = datetime.strptime(decision.timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # ``format_timestamp``'s RFC 3339 (``...:00.123456Z``), which ``fromisoformat`` reads
+    # as an aware UTC time since Python 3.11, 25 times faster than ``strptime``.
+    stamp = datetime.fromisoformat(decision.timestamp)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
     return max(0.0, (now - stamp).total_seconds())
 
 

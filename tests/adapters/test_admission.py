@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.adapters.admission import AdmissionConfig, AdmissionController
+from engine.adapters.admission import AdmissionConfig, AdmissionController, parse_review
 from engine.decision import DecisionPipeline
 from engine.errors import InputError
 from engine.log import DecisionLog
@@ -152,6 +152,21 @@ def test_stale_prior_allow_does_not_count(
     ctl = controller(pipeline, decision_log, config, clock=lambda: later)
     _, decision = ctl.review(review("Pod"), caller="k")
     assert decision is not None and [r.code for r in decision.reasons] == ["no_prior_decision"]
+
+
+def test_the_prior_allows_age_is_exact_to_the_microsecond(
+    pipeline: DecisionPipeline, decision_log: DecisionLog
+) -> None:
+    prior = ci_allow(pipeline)
+    stamp = datetime.strptime(prior.timestamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    epoch_us = round((stamp - datetime(1970, 1, 1)).total_seconds() * 10**6)
+    later = (epoch_us + 90_250_001) * 1000  # 90.250001 s after the prior allow
+    ctl = controller(pipeline, decision_log, clock=lambda: later)
+    document = ctl.build_document(parse_review(review("Pod")), caller="k")
+    assert document.admission is not None
+    (image,) = document.admission.images
+    assert image.prior_decision_id == prior.decision_id
+    assert image.prior_decision_age_s == pytest.approx(90.250001, abs=2e-6)
 
 
 def test_dry_run_and_admission_allows_are_not_priors(
