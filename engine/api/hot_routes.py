@@ -17,8 +17,9 @@ plain Starlette routes placed first in the app's router:
 
 What they raise is answered by the app's exception handlers (``engine.api.errors``), as for
 any route. While FastAPI's native telemetry is off, :class:`engine.api.hot_lane.ServiceAPI`
-serves them ahead of FastAPI's middleware stack and router (the "hot lane"). FastAPI's ``app.dependency_overrides`` does not reach them (nothing here uses it:
-tests build apps from real parts). The FastAPI declarations of these routes stay in
+serves them ahead of FastAPI's middleware stack and router (the "hot lane"). FastAPI's
+``app.dependency_overrides`` does not reach them (nothing here uses it: tests build apps
+from real parts). The FastAPI declarations of these routes stay in
 ``routes/decisions.py`` and ``routes/admission.py``: they are what the OpenAPI document
 describes, they call the same functions, and ``tests/api/test_hot_routes.py`` holds both to
 the same answers.
