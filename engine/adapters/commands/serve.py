@@ -169,7 +169,11 @@ def uvicorn_options(settings: Any) -> dict[str, Any]:
     }
     if settings.tls_cert is not None:
         options |= {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
-    if settings.tls_client_ca is not None:
+    if settings.tls_client_ca is None:
+        from engine.api.coalesce import CoalescingHttpToolsProtocol
+
+        options["http"] = CoalescingHttpToolsProtocol  # one write per response
+    else:
         import ssl
 
         from engine.api.tls import ClientCertH11Protocol
