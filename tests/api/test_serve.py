@@ -345,3 +345,28 @@ def test_mutual_tls_certificate_subject_is_the_identity(
     finally:
         code, err = stop(server)
     assert code == 0, err
+
+
+def test_server_tls_serves_through_the_coalescing_protocol(
+    tmp_path: Path, policy_dir: Path, opa_binary: Path
+) -> None:
+    """TLS without client certificates: uvicorn's httptools protocol with one write per
+    response (``engine.api.coalesce``) over the TLS transport."""
+    import ssl
+
+    certs = _certificates(tmp_path)
+    client_ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+    env = {
+        "RELEASEGATE_BUNDLE": str(policy_dir),
+        "RELEASEGATE_OPA": str(opa_binary),
+        "RELEASEGATE_TLS_CERT": str(certs["server"]),
+        "RELEASEGATE_TLS_KEY": str(certs["server_key"]),
+    }
+    server = start_server(tmp_path / "state", env, scheme="https", context=client_ctx)
+    try:
+        for _ in range(3):  # one keep-alive connection would do; each call opens its own
+            status, _, body = server.call("GET", "/healthz", context=client_ctx)
+            assert status == 200 and body["status"] == "ok"
+    finally:
+        code, _ = stop(server)
+    assert code == 0
