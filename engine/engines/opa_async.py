@@ -9,8 +9,13 @@ I/O) and maps failures the same way as :class:`engine.engines.opa_http.OpaClient
 call is bounded by ``timeout``, a stale keep-alive connection is retried once on a fresh one,
 a malformed answer is refused, and any failure raises an :class:`engine.errors.PolicyError`.
 
-The connections are plain non-blocking sockets driven with the loop's ``sock_*`` calls, so
-they belong to no loop: any loop may use an idle one, and ``close`` works from any thread.
+The connections are plain non-blocking sockets, so they belong to no loop: any loop may use
+an idle one, and ``close`` works from any thread. A request is written with one ``send``
+(the loop's ``sock_sendall`` takes what the socket's buffer did not), and the answer is read
+by a reader callback registered for the wait (``add_reader``, ``remove_reader``): one
+``recv`` per readiness, two ``epoll_ctl`` per request. The loop's ``sock_recv`` and
+``sock_sendall`` made six, and cost about twice the CPU per request (docs/benchmarks.md,
+round 11).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.engines.http_wire import RECV_BYTES, Malformed, parse_response
+from engine.engines.http_wire import RECV_BYTES, Malformed, Parser, parse_response
 from engine.engines.opa_http import decision_result, input_body
 from engine.errors import EngineUnavailable
 from engine.models.decision import PolicyResult
@@ -32,6 +37,93 @@ POOL_SIZE = 64
 
 class _StaleConnection(Exception):
     """A reused keep-alive connection was closed by OPA before it answered."""
+
+
+class _Deadline(Exception):
+    """The request's deadline passed (``timeout`` after it began)."""
+
+
+class _NoAnswer(Exception):
+    """Sending failed, or the connection failed or closed before the answer's first byte."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _send(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, message: bytes, deadline: float
+) -> None:
+    """``message`` on the socket: written at once when the socket's buffer takes it (an
+    input document of a few kilobytes always does), else the rest by the loop."""
+    try:
+        try:
+            sent = sock.send(message)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(message):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await loop.sock_sendall(sock, memoryview(message)[sent:])
+            except TimeoutError as exc:
+                raise _Deadline from exc
+    except OSError as exc:
+        raise _NoAnswer(exc) from exc
+
+
+Response = tuple[int, bytes, bool]
+
+
+async def _receive(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float
+) -> Response:
+    """The response, read by a reader callback on the loop: the socket is watched only while
+    an answer is awaited (so it belongs to no loop while idle), and each readiness is one
+    ``recv`` of what the parser asks for. At ``deadline`` (the loop's clock) the wait ends
+    with :class:`_Deadline`: a timer on the answer, cheaper than ``asyncio.timeout``, which
+    cost about as much CPU as the rest of the exchange."""
+    answer: asyncio.Future[Response] = loop.create_future()
+    parser: Parser | None = None
+    want = RECV_BYTES
+
+    def readable() -> None:
+        nonlocal parser, want
+        if answer.done():
+            return
+        try:
+            chunk = sock.recv(want)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            answer.set_exception(_NoAnswer(exc) if parser is None else exc)
+            return
+        try:
+            if parser is None:
+                if not chunk:
+                    closed = ConnectionResetError("the connection closed without a response")
+                    answer.set_exception(_NoAnswer(closed))
+                    return
+                parser = parse_response(chunk, head_only=False)
+                want = next(parser)
+            else:
+                want = parser.send(chunk)
+        except StopIteration as done:
+            answer.set_result(done.value)
+        except Malformed as exc:
+            answer.set_exception(exc)
+
+    def expire() -> None:
+        if not answer.done():
+            answer.set_exception(_Deadline())
+
+    fd = sock.fileno()
+    loop.add_reader(fd, readable)
+    timer = loop.call_at(deadline, expire)
+    try:
+        return await answer
+    finally:
+        timer.cancel()
+        loop.remove_reader(fd)
 
 
 class AsyncOpaClient:
@@ -69,16 +161,18 @@ class AsyncOpaClient:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         message = (head + "\r\n").encode("latin-1") + (body or b"")
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
-                conn = self._idle.pop() if self._idle else None
-                if conn is not None:
-                    try:
-                        return await self._exchange(loop, conn, message, reused=True)
-                    except _StaleConnection:
-                        pass
-                return await self._exchange(loop, await self._connect(loop), message, reused=False)
-        except TimeoutError as exc:
+            conn = self._idle.pop() if self._idle else None
+            if conn is not None:
+                try:
+                    return await self._exchange(loop, conn, message, deadline, reused=True)
+                except _StaleConnection:
+                    pass
+            async with asyncio.timeout_at(deadline):
+                conn = await self._connect(loop)
+            return await self._exchange(loop, conn, message, deadline, reused=False)
+        except (TimeoutError, _Deadline) as exc:
             raise EngineUnavailable(f"OPA did not answer within {self.timeout}s") from exc
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> socket.socket:
@@ -95,26 +189,24 @@ class AsyncOpaClient:
         return sock
 
     async def _exchange(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, message: bytes, *, reused: bool
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        message: bytes,
+        deadline: float,
+        *,
+        reused: bool,
     ) -> tuple[int, bytes]:
         keep = False
         try:
             try:
-                await loop.sock_sendall(sock, message)
-                first = await loop.sock_recv(sock, RECV_BYTES)
-                if not first:
-                    raise ConnectionResetError("the connection closed without a response")
-            except OSError as exc:  # reset, broken pipe, closed by OPA while idle
-                if reused and not isinstance(exc, FileNotFoundError | ConnectionRefusedError):
-                    raise _StaleConnection from exc
-                raise EngineUnavailable(f"OPA is unreachable at {self.address}: {exc}") from exc
-            parser = parse_response(first, head_only=False)
-            try:
-                want = next(parser)
-                while True:
-                    want = parser.send(await loop.sock_recv(sock, want))
-            except StopIteration as done:
-                status, body, keep = done.value
+                await _send(loop, sock, message, deadline)
+                status, body, keep = await _receive(loop, sock, deadline)
+            except _NoAnswer as exc:  # reset, broken pipe, closed by OPA while idle
+                error = exc.error
+                if reused and not isinstance(error, FileNotFoundError | ConnectionRefusedError):
+                    raise _StaleConnection from error
+                raise EngineUnavailable(f"OPA is unreachable at {self.address}: {error}") from error
             return status, body
         except Malformed as exc:
             detail = f"OPA at {self.address} sent a malformed response: {exc}"

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from engine.decision import evaluate_async
 from engine.engines.base import DECISION_PATH, EncodedInput
 from engine.engines.opa import ManagedOpaEngine, RemoteOpaEngine
 from engine.engines.opa_async import AsyncOpaClient
+from engine.engines.opa_http import input_body
 from engine.engines.policy_source import PolicySource
 from engine.errors import EngineUnavailable, PolicyEvalError
 from engine.log.canonical import canonical_bytes
@@ -328,3 +330,51 @@ def test_a_server_that_never_answers_times_out(tmp_path: Path) -> None:
         release.set()
     assert isinstance(results[0], EngineUnavailable)
     assert "did not answer within 1.0s" in str(results[0])
+
+
+BIG_INPUT = {"blob": "x" * (4 * 1024 * 1024)}  # more than a unix socket's buffer takes at once
+
+
+def test_an_input_larger_than_the_sockets_buffer_is_sent_whole(tmp_path: Path) -> None:
+    lengths: list[int] = []
+
+    def script(conn: socket.socket, index: int) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            time.sleep(0.001)  # a slow reader: the client's first send cannot take it all
+            body += conn.recv(65536)
+        lengths.append(len(body))
+        conn.sendall(_answer(RESULT))
+
+    server = ScriptedServer(tmp_path / "s.sock", script)
+    client = AsyncOpaClient(f"unix://{tmp_path}/s.sock", timeout=5.0)
+    try:
+        result = asyncio.run(client.evaluate(DECISION_PATH, BIG_INPUT))
+    finally:
+        client.close()
+        server.close()
+    assert result.verdict is Verdict.ALLOW
+    assert lengths == [len(input_body(BIG_INPUT))]
+
+
+def test_a_server_that_never_reads_times_out_while_sending(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def script(conn: socket.socket, index: int) -> None:
+        release.wait(10)  # never reads: the client's send blocks on a full buffer
+
+    server = ScriptedServer(tmp_path / "s.sock", script)
+    client = AsyncOpaClient(f"unix://{tmp_path}/s.sock", timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(EngineUnavailable, match="did not answer within 1.0s"):
+            asyncio.run(client.evaluate(DECISION_PATH, BIG_INPUT))
+    finally:
+        release.set()
+        client.close()
+        server.close()
+    assert time.monotonic() - started < 3.0
