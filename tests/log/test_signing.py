@@ -8,6 +8,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -231,3 +232,16 @@ def test_cache_refuses_what_rfc8785_refuses_and_keeps_no_failure() -> None:
         with pytest.raises(InputError, match="RFC 8785"):
             cache.encode_object({1: "non-string key"}, cached={"x"})  # type: ignore[dict-item]
     assert len(cache) == 0
+
+
+@given(st.dictionaries(st.text(max_size=4), st.integers(-(2**53), 2**53), max_size=8), st.randoms())
+def test_joined_members_are_the_canonical_object_in_any_insertion_order(
+    doc: dict[str, int], rng: Any
+) -> None:
+    members = {k: canonical_bytes(k) + b":" + canonical_bytes(v) for k, v in doc.items()}
+    shuffled = list(members.items())
+    rng.shuffle(shuffled)
+    expected = canonical_bytes(doc)
+    for _ in range(2):  # the second time from the cached member order
+        assert join_members(members) == expected
+        assert join_members(dict(shuffled)) == expected
