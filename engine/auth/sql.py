@@ -24,7 +24,8 @@ def database_url(state_dir: Path, configured: str | None = None) -> str:
     return configured or f"sqlite:///{os.fspath(state_dir / LOG_DB_FILE)}"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _entry: ConnectionPoolEntry) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _entry: ConnectionPoolEntry | None = None) -> None:
+    """WAL, full sync and a busy timeout: every SQLite connection of the service's tables."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
@@ -38,6 +39,6 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 10}, **SQLITE_POOL
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, **POSTGRES_POOL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,3 +107,45 @@ def test_expiry_is_clamped_to_the_configured_maximum(tmp_path: Path) -> None:
         )
     assert [e.loc for e in err.value.errors] == ["body.expires_in_s"]
     store.close()
+
+
+def test_on_an_event_loop_reads_see_every_commit_at_once(tmp_path: Path) -> None:
+    """The service reads approvals on its event loop with a connection of that thread's own:
+    what any connection commits (this store, another store as another replica or the CLI
+    would be) is read by the next decision, a revocation included."""
+    store, other = _store(tmp_path), _store(tmp_path)
+    release = ReleaseFacts(id="r1", service="s", environment="prod", stage="deploy")  # type: ignore[arg-type]
+    artifact = ArtifactFacts(digest=DIGEST)
+    approve = ApprovalInput(release_id="r1", artifact_digest=DIGEST, environment="prod")
+
+    async def decisions() -> list[list[str]]:
+        seen = [[r.kind for r in store.collect(release, artifact).records]]
+        first = other.record(approve, approver="bob", approver_roles=["approver"])
+        seen.append([r.kind for r in store.collect(release, artifact).records])
+        revoke = ApprovalInput(
+            release_id="r1", artifact_digest=DIGEST, environment="prod", kind="revoke",
+            revokes=first.id,
+        )  # fmt: skip
+        store.record(revoke, approver="carol", approver_roles=["approver"])
+        seen.append([r.kind for r in store.collect(release, artifact).records])
+        return seen
+
+    try:
+        assert asyncio.run(decisions()) == [[], ["approve"], ["approve", "revoke"]]
+        assert len(store._loop_readers) == 1  # the loop's thread kept its connection
+        assert asyncio.run(decisions())[0] == ["approve", "revoke"]
+        assert len(store._loop_readers) == 1  # the same thread, the same connection
+    finally:
+        other.close()
+        store.close()
+    assert store._loop_readers == {}
+
+
+def test_a_closed_store_reads_on_no_loop_connection(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.close()
+
+    async def read() -> None:
+        assert store._loop_reader() is None
+
+    asyncio.run(read())
