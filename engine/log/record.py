@@ -32,7 +32,9 @@ from engine.log.canonical import (
     CanonicalCache,
     canonical_bytes,
     canonical_key,
+    canonical_scalar,
     digest_ref,
+    is_scalar,
     join_members,
 )
 from engine.log.signing import ALG, Signer
@@ -138,6 +140,8 @@ def canonical_members(
             return known[key]
         if cache is not None and value and key != "input" and isinstance(value, dict | list):
             return cache.encode(value)
+        if is_scalar(value):
+            return canonical_scalar(value)
         return canonical_bytes(value)
 
     return {k: canonical_key(k) + b":" + encode(k, v) for k, v in body.items()}

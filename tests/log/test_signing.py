@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from engine.errors import ConfigError, InputError, SignatureError
 from engine.log.canonical import (
+    MAX_REMEMBERED_STR,
     CanonicalCache,
     canonical_bytes,
+    canonical_scalar,
     digest_bytes,
     join_members,
     sha256_ref,
@@ -219,8 +221,10 @@ def test_cache_is_bounded_and_keeps_recent_values() -> None:
     assert len(cache) == 2 and (cache.hits, cache.misses) == (1, 3)
     cache.encode({"b": 2})  # evicted: the least recently used
     assert cache.misses == 4
-    cache.encode("x" * 100)  # larger than an entry may be: encoded, not kept
-    cache.encode("x" * 100)
+    cache.encode(["x" * 100])  # larger than an entry may be: encoded, not kept
+    cache.encode(["x" * 100])
+    assert cache.misses == 6 and len(cache) == 2
+    cache.encode("a scalar")  # scalars are remembered apart (canonical_scalar)
     assert cache.misses == 6 and len(cache) == 2
 
 
@@ -245,3 +249,26 @@ def test_joined_members_are_the_canonical_object_in_any_insertion_order(
     for _ in range(2):  # the second time from the cached member order
         assert join_members(members) == expected
         assert join_members(dict(shuffled)) == expected
+
+
+scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats() | st.text()
+
+
+@given(st.lists(scalars, max_size=30))
+def test_remembered_scalars_are_their_fresh_encodings(values: list[object]) -> None:
+    # Twice over (the second pass from memory), True next to 1 next to 1.0, NaN refused
+    # every time rather than remembered.
+    for value in values + values + [True, 1, 1.0, False, 0, 0.0, -0.0]:
+        try:
+            fresh = canonical_bytes(value)
+        except InputError:
+            with pytest.raises(InputError):
+                canonical_scalar(value)  # type: ignore[arg-type]
+            continue
+        assert canonical_scalar(value) == fresh  # type: ignore[arg-type]
+
+
+def test_a_long_string_is_encoded_not_remembered() -> None:
+    long = "x" * (MAX_REMEMBERED_STR + 1)
+    assert canonical_scalar(long) == b'"' + long.encode() + b'"'
+    assert canonical_scalar("x" * MAX_REMEMBERED_STR) == canonical_bytes("x" * MAX_REMEMBERED_STR)
