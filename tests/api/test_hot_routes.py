@@ -50,6 +50,20 @@ def _answer(service: Service, path: str, content: bytes, headers: dict[str, str]
     return r.status_code, body, r.headers.get("www-authenticate")
 
 
+def _answers(
+    services: tuple[Service, Service],
+    path: str,
+    content: bytes,
+    headers: dict[str, str],
+    role: str | None,
+) -> list[Any]:
+    """The same request to each service, with the token of ``role`` (none when None)."""
+    return [
+        _answer(service, path, content, {**headers, **(service.headers(role) if role else {})})
+        for service in services
+    ]  # fmt: skip
+
+
 def _json(doc: Any) -> bytes:
     return json.dumps(doc).encode()
 
@@ -77,11 +91,7 @@ DECISION_CASES = {
 @pytest.mark.parametrize("case", sorted(DECISION_CASES))
 def test_decisions_answer_as_the_fastapi_route(pair: tuple[Service, Service], case: str) -> None:
     content, headers, role = DECISION_CASES[case]
-    answers = []
-    for service in pair:
-        auth = service.headers(role) if role else {}
-        answers.append(_answer(service, "/v1/decisions", content, {**headers, **auth}))
-    hot, declared = answers
+    hot, declared = _answers(pair, "/v1/decisions", content, headers, role)
     assert hot == declared
     if case in ("allow", "admin may"):
         assert hot[0] == 200 and hot[1]["verdict"] == "allow"
@@ -110,11 +120,7 @@ ADMISSION_CASES = {
 @pytest.mark.parametrize("case", sorted(ADMISSION_CASES))
 def test_admission_answers_as_the_fastapi_route(pair: tuple[Service, Service], case: str) -> None:
     content, headers, role, path = ADMISSION_CASES[case]
-    answers = []
-    for service in pair:
-        auth = service.headers(role) if role else {}
-        answers.append(_answer(service, path, content, {**headers, **auth}))
-    hot, declared = answers
+    hot, declared = _answers(pair, path, content, headers, role)
     assert hot == declared
     if case.startswith("a "):
         assert hot[0] == 200 and hot[1]["kind"] == "AdmissionReview"
@@ -201,11 +207,8 @@ LANE_CASES = {
 @pytest.mark.parametrize("case", sorted(LANE_CASES))
 def test_the_lane_answers_as_fastapis_stack(lane_pair: tuple[Service, Service], case: str) -> None:
     path, content, headers, role = LANE_CASES[case]
-    answers = []
-    for service in lane_pair:
-        auth = service.headers(role) if role else {}
-        answers.append(_answer(service, path, content, {**headers, **auth}))
-    assert answers[0] == answers[1]
+    lane, stack = _answers(lane_pair, path, content, headers, role)
+    assert lane == stack
     assert lane_pair[0].client.app.hot_lane is not None  # type: ignore[attr-defined]
 
 

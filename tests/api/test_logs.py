@@ -187,19 +187,24 @@ def test_a_thread_writes_what_the_loop_kept_first(logger: Any) -> None:
     assert [x["message"] for x in stream.lines()] == ["loop first", "thread second", "loop third"]
 
 
-def _log_and_stop(log: logging.Logger, loop: asyncio.AbstractEventLoop, message: str) -> None:
-    log.info(message)
-    loop.stop()  # the loop ends with this turn: the write scheduled for its end never runs
+def _log_on_a_loop_that_stops(log: logging.Logger, message: str) -> None:
+    """Log ``message`` on a loop that ends with that turn (its scheduled write never runs)."""
+    loop = asyncio.new_event_loop()
+
+    def log_and_stop() -> None:
+        log.info(message)
+        loop.stop()
+
+    try:
+        loop.call_soon(log_and_stop)
+        loop.run_forever()
+    finally:
+        loop.close()
 
 
 def test_flush_writes_what_a_stopped_loop_left(logger: Any) -> None:
     log, stream, handler = logger
-    loop = asyncio.new_event_loop()
-    try:
-        loop.call_soon(_log_and_stop, log, loop, "kept")
-        loop.run_forever()
-    finally:
-        loop.close()
+    _log_on_a_loop_that_stops(log, "kept")
     assert stream.getvalue() == ""
     handler.flush()
     assert [x["message"] for x in stream.lines()] == ["kept"]
@@ -207,12 +212,7 @@ def test_flush_writes_what_a_stopped_loop_left(logger: Any) -> None:
 
 def test_another_loop_schedules_its_own_write(logger: Any) -> None:
     log, stream, _ = logger
-    first = asyncio.new_event_loop()
-    try:
-        first.call_soon(_log_and_stop, log, first, "left by a closed loop")
-        first.run_forever()
-    finally:
-        first.close()
+    _log_on_a_loop_that_stops(log, "left by a closed loop")
 
     async def main() -> None:
         log.info("on a new loop")
