@@ -5,8 +5,9 @@ Starlette's app, ``ServerErrorMiddleware``, FastAPI's exception telemetry and bo
 middleware, the app's own middleware, ``ExceptionMiddleware``, FastAPI's
 ``AsyncExitStackMiddleware`` and the router, which tries each route in turn. For the two
 routes called at rate (``engine.api.hot_routes``: every pipeline run, every object the API
-server admits) that stack was about a tenth of the service's CPU per decision
-(docs/benchmarks.md, round 10).
+server admits) the lane skips what does nothing for them: about 1 % of the app's CPU per
+request in process (docs/benchmarks.md, round 11; round 10's prototype, measured through
+the service on a noisy host, had suggested 5-9 %).
 
 The *hot lane* serves a request that matches a hot route with only the layers that act on
 it when OpenTelemetry is off: ``ServerErrorMiddleware`` (the app's 500 handler), the app's

@@ -110,7 +110,7 @@ async def _receive(
                 want = parser.send(chunk)
         except StopIteration as done:
             answer.set_result(done.value)
-        except Malformed as exc:
+        except Exception as exc:  # noqa: BLE001 - Malformed and anything else: to the awaiter
             answer.set_exception(exc)
 
     def expire() -> None:
