@@ -218,14 +218,19 @@ def _clean_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def create_token(
-    state_dir: Path, subject: str, role: str, env: dict[str, str] | None = None
+    state_dir: Path,
+    subject: str,
+    role: str,
+    env: dict[str, str] | None = None,
+    *,
+    repo: Path = REPO,
 ) -> str:
-    """``releasegate token create``; returns the token."""
+    """``releasegate token create`` (of the checkout ``repo``); returns the token."""
     out = subprocess.run(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "engine.adapters.cli", "token", "create",
          "--state-dir", str(state_dir), "--subject", subject, "--role", role,
          "--format", "json"],
-        capture_output=True, text=True, check=True, cwd=REPO, env=_clean_env(env or {}),
+        capture_output=True, text=True, check=True, cwd=repo, env=_clean_env(env or {}),
     )  # fmt: skip
     return str(json.loads(out.stdout)["token"])
 
@@ -293,16 +298,22 @@ def start_service(
     env: dict[str, str] | None = None,
     roles: tuple[str, ...] = ("ci",),
     workers: int = 1,
+    repo: Path = REPO,
 ) -> Service:
-    """Tokens first (CLI), then ``releasegate serve [--workers N]`` on a free port; waits."""
+    """Tokens first (CLI), then ``releasegate serve [--workers N]`` on a free port; waits.
+
+    ``repo``: the checkout whose code runs (``python -m engine...`` from that directory:
+    another revision's worktree, for ``benchmarks.ab``)."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tokens = {role: create_token(state_dir, f"bench-{role}", role, env) for role in roles}
+    tokens = {
+        role: create_token(state_dir, f"bench-{role}", role, env, repo=repo) for role in roles
+    }
     port = free_port()
     log = (state_dir.parent / f"serve-{port}.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "engine.adapters.cli", "serve",
          "--state-dir", str(state_dir), "--port", str(port), "--workers", str(workers)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=_clean_env(env or {}),
+        stdout=log, stderr=subprocess.STDOUT, cwd=repo, env=_clean_env(env or {}),
     )  # fmt: skip
     log.close()
     _wait_http(f"http://127.0.0.1:{port}/readyz", process, "releasegate serve")
