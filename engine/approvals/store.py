@@ -98,6 +98,7 @@ class ApprovalStore:
             self.may_block = not url.startswith("sqlite")
             metadata.create_all(self._engine)
             self._for_release = DriverStatement.compile(_FOR_RELEASE, self._engine.dialect)
+        self._reader_path = _plain_sqlite_file(url)
         self._loop_readers: dict[int, sqlite3.Connection] = {}
         self._readers_lock = threading.Lock()
         self._closed = False
@@ -120,7 +121,7 @@ class ApprovalStore:
         autocommit, so every query reads what is committed at that moment. Other threads
         (the pool's workers come and go) use the pool.
         """
-        if self.may_block or self._closed:
+        if self._reader_path is None or self._closed:
             return None
         try:
             asyncio.get_running_loop()
@@ -130,7 +131,7 @@ class ApprovalStore:
         conn = self._loop_readers.get(thread)
         if conn is None:
             conn = sqlite3.connect(
-                self._engine.url.database or "",
+                self._reader_path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,  # a dead thread's id may come back on a new one
@@ -277,6 +278,16 @@ class ApprovalStore:
             # Fail closed: Rego sees no usable approvals and pauses.
             return ApprovalsSection(status=SectionStatus.UNAVAILABLE, message=str(exc))
         return ApprovalsSection(status=SectionStatus.OK, records=records)
+
+
+def _plain_sqlite_file(url: str) -> str | None:
+    """The file of a plain ``sqlite:///path`` URL, for the loop readers; None for a server,
+    an in-memory database or a URL with options (those read through the engine's pool)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url:
+        return None
+    path = url[len(prefix) :]
+    return None if not path or path == ":memory:" else path
 
 
 # Built once, compiled once per store for its dialect.

@@ -149,3 +149,23 @@ def test_a_closed_store_reads_on_no_loop_connection(tmp_path: Path) -> None:
         assert store._loop_reader() is None
 
     asyncio.run(read())
+
+
+def test_a_sqlite_url_with_options_reads_through_the_pool_on_the_loop(tmp_path: Path) -> None:
+    # A URI filename or other options are the engine's to interpret: no loop reader then.
+    path = tmp_path / "log.db"
+    store = ApprovalStore(f"sqlite:///file:{path}?uri=true", default_ttl_s=3600, max_ttl_s=7200)
+    store.record(
+        ApprovalInput(release_id="r1", artifact_digest=DIGEST, environment="prod"),
+        approver="bob",
+        approver_roles=["approver"],
+    )
+
+    async def read() -> list[str]:
+        assert store._loop_reader() is None
+        return [r.approver for r in store.for_release("r1")]
+
+    try:
+        assert asyncio.run(read()) == ["bob"]
+    finally:
+        store.close()
