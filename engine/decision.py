@@ -10,13 +10,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import anyio
 import uuid6
+from pydantic import BaseModel
 
 from engine.engines.base import EncodedInput, PolicyEngine
 from engine.errors import PolicyError, PolicyEvalError
@@ -176,6 +179,7 @@ class DecisionPipeline:
         self.recorder = recorder
         self._clock = clock
         self._canonical = CanonicalCache()
+        self._sections = SectionEncodings(self._canonical)
 
     def build_input(
         self,
@@ -331,8 +335,53 @@ class DecisionPipeline:
         Every section but the clock goes through the pipeline's :class:`CanonicalCache`:
         the provenance and vulnerability facts of an artifact repeat across its decisions.
         """
-        doc = document.model_dump(mode="json")
-        return EncodedInput(doc, self._canonical.encode_object(doc, cached=_CACHED_SECTIONS))
+        doc = document.model_dump(mode="json", exclude=_SHARED_EXCLUDE)
+        known: dict[str, bytes] = {}
+        for name in _SHARED_SECTIONS:
+            doc[name], known[name] = self._sections.encode(getattr(document, name))
+        doc = {name: doc[name] for name in _FIELD_ORDER}
+        return EncodedInput(
+            doc, self._canonical.encode_object(doc, cached=_CACHED_SECTIONS, known=known)
+        )
+
+
+class SectionEncodings:
+    """The JSON value and RFC 8785 bytes of section objects seen recently, by identity.
+
+    The provenance and vulnerability sections of a warm request are the same objects from
+    one decision to the next (the providers keep them: :class:`SectionCache`,
+    :class:`engine.inputs.providers.ScanReports`), and the models are frozen; so their
+    ``model_dump`` and their encoding (through the :class:`CanonicalCache`, every byte
+    from ``rfc8785``) are made once per object, not once per decision. An entry holds its
+    object, so no id is reused while it is kept. The JSON values are shared by every
+    decision that uses them: nothing may change them (the log masks a deep copy).
+    Thread-safe.
+    """
+
+    def __init__(self, canonical: CanonicalCache, max_entries: int = 64) -> None:
+        self._canonical = canonical
+        self._max_entries = max_entries
+        self._entries: OrderedDict[int, tuple[BaseModel, Any, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, section: BaseModel) -> tuple[Any, bytes]:
+        """``(section.model_dump(mode="json"), its RFC 8785 bytes)``."""
+        key = id(section)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found[0] is section:
+                self._entries.move_to_end(key)
+                return found[1], found[2]
+        value = section.model_dump(mode="json")
+        encoded = self._canonical.encode(value)
+        with self._lock:
+            self._entries[key] = (section, value, encoded)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return value, encoded
 
 
 _CACHED_SECTIONS = frozenset(InputDocumentV1.model_fields) - {"now_ns"}
+_SHARED_SECTIONS = ("provenance", "vulnerabilities")
+_SHARED_EXCLUDE: set[str] = set(_SHARED_SECTIONS)  # model_dump takes a set (never changed)
+_FIELD_ORDER = tuple(InputDocumentV1.model_fields)

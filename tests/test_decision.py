@@ -218,3 +218,63 @@ def test_facts_are_gathered_on_the_loop_unless_a_provider_may_block(may_block: b
 
 def test_providers_that_do_not_say_are_assumed_to_block() -> None:
     assert PROVIDERS.may_block()  # _NoProvenance and _NoScans do not say
+
+
+class _Kept:
+    """A provider that hands out the section it holds, as the production providers keep the
+    section of a warm request (the verification and scan caches)."""
+
+    may_block = False
+
+    def __init__(self, section: Any) -> None:
+        self.section = section
+
+    def collect(self, evidence: Any, *, artifact_digest: str) -> Any:
+        return self.section
+
+
+def _plain_encoding(document: Any) -> tuple[dict[str, Any], bytes]:
+    value = document.model_dump(mode="json")
+    return value, rfc8785.dumps({**value, "now_ns": float(value["now_ns"])})
+
+
+def test_kept_sections_are_encoded_once_and_as_rfc8785_encodes_them() -> None:
+    provenance = _Kept(ProvenanceSection(status=SectionStatus.MISSING, message="none"))
+    scans = _Kept(VulnerabilitiesSection(status=SectionStatus.OK, counts={"high": 1}))
+    providers = FactProviders(
+        provenance=provenance,
+        vulnerabilities=scans,
+        slo=NoSloConfigured(),
+        approvals=NoApprovalStore(),
+    )
+    pipeline = DecisionPipeline(engine=FakeEngine(lambda doc: PolicyResult()), providers=providers)
+    request = parse_request(REQUEST)
+    steps = [
+        ("first", None, None),
+        ("the same objects", None, None),
+        (
+            "equal objects",
+            ProvenanceSection(status=SectionStatus.MISSING, message="none"),
+            VulnerabilitiesSection(status=SectionStatus.OK, counts={"high": 1}),
+        ),
+        (
+            "other content",
+            ProvenanceSection(status=SectionStatus.MISSING, message="other"),
+            VulnerabilitiesSection(status=SectionStatus.OK, counts={"high": 1, "low": 2}),
+        ),
+    ]
+    previous: dict[str, Any] | None = None
+    for i, (step, new_provenance, new_scans) in enumerate(steps):
+        provenance.section = new_provenance or provenance.section
+        scans.section = new_scans or scans.section
+        document = pipeline.build_input(request, now_ns=NOW + i * 4096, adapter="api")
+        encoded = pipeline.encode_input(document)
+        value, canonical = _plain_encoding(document)
+        assert encoded == value, step
+        assert list(encoded) == list(value), step  # the model's member order
+        assert encoded.canonical == canonical, step
+        if previous is not None:
+            shared = step == "the same objects"
+            assert (encoded["provenance"] is previous["provenance"]) is shared, step
+            assert (encoded["vulnerabilities"] is previous["vulnerabilities"]) is shared, step
+        previous = encoded

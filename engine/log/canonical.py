@@ -166,14 +166,30 @@ class CanonicalCache:
                     self._entries.popitem(last=False)
         return encoded
 
-    def encode_object(self, value: Mapping[str, Any], cached: Collection[str]) -> bytes:
+    def encode_object(
+        self,
+        value: Mapping[str, Any],
+        cached: Collection[str],
+        known: Mapping[str, bytes] | None = None,
+    ) -> bytes:
         """``canonical_bytes(value)`` of an object, the members named in ``cached`` via the
-        cache; the others are encoded afresh (values that change every time, like a clock)."""
+        cache; the others are encoded afresh (values that change every time, like a clock).
+        ``known``: encodings of some members' values the caller already has (made by this
+        cache or ``rfc8785``), by member name."""
         if not all(isinstance(k, str) for k in value):
             return canonical_bytes(dict(value))  # refused there, with its message
+        known = known or {}
         return join_members(
             {
-                k: canonical_key(k) + b":" + (self.encode(v) if k in cached else canonical_bytes(v))
+                k: canonical_key(k)
+                + b":"
+                + (
+                    known[k]
+                    if k in known
+                    else self.encode(v)
+                    if k in cached
+                    else canonical_bytes(v)
+                )
                 for k, v in value.items()
             }
         )

@@ -195,3 +195,57 @@ def test_identity_policy_requires_an_identity_but_accepts_any_value() -> None:
     RecordIdentityOnly().verify(with_identity)
     facts = signer_facts(with_identity)
     assert (facts.issuer, facts.san) == ("https://anyone.example", "someone@example.com")
+
+
+def test_a_warm_request_gets_the_same_section_object() -> None:
+    verifier = ProvenanceVerifier.from_settings()
+    [doc] = load_attestation_file(ASSETS / "conformance/happy-path-v0.3/bundle.sigstore.json")
+    first = build_provenance_section([doc], artifact_digest=A_TXT, verifier=verifier)
+    second = build_provenance_section([dict(doc)], artifact_digest=A_TXT, verifier=verifier)
+    assert second is first  # the cached fact, so the kept section
+    assert (verifier.cache_stats.hits, verifier.cache_stats.misses) == (1, 1)
+    # Another artifact: other facts, another section; the first is still found after it.
+    other = build_provenance_section([doc], artifact_digest="sha256:" + "0" * 64, verifier=verifier)
+    assert other is not first and other.attestations[0].verification == "failed"
+    assert build_provenance_section([doc], artifact_digest=A_TXT, verifier=verifier) is first
+
+
+def test_a_section_with_a_fact_at_another_index_is_made_afresh_and_equal() -> None:
+    verifier = ProvenanceVerifier.from_settings()
+    paths = ["happy-path-v0.3", "dsse-invalid-sig_fail"]
+    docs = [
+        load_attestation_file(ASSETS / f"conformance/{p}/bundle.sigstore.json")[0] for p in paths
+    ]
+    first = build_provenance_section(docs, artifact_digest=A_TXT, verifier=verifier)
+    second = build_provenance_section(docs, artifact_digest=A_TXT, verifier=verifier)
+    assert second == first and second is not first  # index 1 is a copy every time
+    assert [f.index for f in second.attestations] == [0, 1]
+
+
+def test_without_a_cache_every_section_is_new_and_equal() -> None:
+    verifier = ProvenanceVerifier.from_settings(cache_size=0)
+    [doc] = load_attestation_file(ASSETS / "conformance/happy-path-v0.3/bundle.sigstore.json")
+    first = build_provenance_section([doc], artifact_digest=A_TXT, verifier=verifier)
+    second = build_provenance_section([doc], artifact_digest=A_TXT, verifier=verifier)
+    assert second == first and second is not first
+    assert second.attestations[0] is not first.attestations[0]
+    assert (verifier.cache_stats.hits, verifier.cache_stats.misses, verifier.cache_stats.size) == (
+        0,
+        2,
+        0,
+    )
+
+
+def test_an_invalid_attestation_is_never_kept() -> None:
+    verifier = ProvenanceVerifier.from_settings()
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(200):
+        node["x"] = {}
+        node = node["x"]
+    first = build_provenance_section([deep], artifact_digest=A_TXT, verifier=verifier)
+    second = build_provenance_section([deep], artifact_digest=A_TXT, verifier=verifier)
+    assert first.attestations[0].verification == "invalid"
+    assert second == first and second is not first
+    third = build_provenance_section([deep], artifact_digest=A_TXT, verifier=verifier)
+    assert third is not first and third is not second

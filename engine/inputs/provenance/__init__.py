@@ -65,11 +65,7 @@ def build_provenance_section(
             f"too many attestations: {len(attestations)} > {limit}",
             errors=(FieldError("evidence.attestations", f"at most {limit} allowed"),),
         )
-    facts = [
-        verifier.evaluate(attestation, artifact_digest=artifact_digest, index=i)
-        for i, attestation in enumerate(attestations)
-    ]
-    return ProvenanceSection(status=SectionStatus.OK, attestations=facts)
+    return verifier.section(attestations, artifact_digest=artifact_digest)
 
 
 def load_attestation_file(

@@ -54,7 +54,7 @@ from sigstore.verify import Verifier
 from sigstore_models.common.v1 import HashAlgorithm
 
 from engine.errors import ConfigError
-from engine.inputs.provenance.cache import CacheStats, VerificationCache
+from engine.inputs.provenance.cache import CacheStats, SectionCache, VerificationCache
 from engine.inputs.provenance.common import (
     Limits,
     Rejected,
@@ -73,7 +73,7 @@ from engine.inputs.provenance.identity import RecordIdentityOnly, signer_facts
 from engine.inputs.provenance.intoto import parse_statement
 from engine.inputs.provenance.slsa import slsa_facts, vsa_facts
 from engine.jsonfast import fingerprint
-from engine.models.provenance import AttestationFact, VerificationOutcome
+from engine.models.provenance import AttestationFact, ProvenanceSection, VerificationOutcome
 
 BUNDLE_MEDIA_TYPES = frozenset(str(t) for t in Bundle.BundleType)
 SUPPORTED_ENTRIES = frozenset(
@@ -123,6 +123,7 @@ class ProvenanceVerifier:
         self._keys = tuple(keys)
         self.limits = limits or Limits()
         self._cache = cache if cache is not None else VerificationCache()
+        self._sections = SectionCache(self._cache.max_size)
         material = [hashlib.sha256(root_bytes).hexdigest()]
         material += sorted(f"{k.name}={k.fingerprint}" for k in self._keys)
         self.trust_digest = sha256_prefixed("\n".join(material).encode())
@@ -158,6 +159,29 @@ class ProvenanceVerifier:
         Never raises for bad input: malformed, failing and unsupported attestations come
         back with ``verification`` = ``invalid`` / ``failed`` / ``unsupported``.
         """
+        return self._evaluate(attestation, artifact_digest=artifact_digest, index=index)[0]
+
+    def section(
+        self, attestations: Sequence[Mapping[str, Any]], *, artifact_digest: str
+    ) -> ProvenanceSection:
+        """The ``ok`` section of one fact per attestation, in order (:meth:`evaluate`).
+
+        When every fact is the verification cache's own object (a warm request), the section
+        is the one made of those facts before (:class:`SectionCache`): no new model, and the
+        same object for the pipeline to find its encoding by.
+        """
+        facts: list[AttestationFact] = []
+        shared = True
+        for i, attestation in enumerate(attestations):
+            fact, cached = self._evaluate(attestation, artifact_digest=artifact_digest, index=i)
+            facts.append(fact)
+            shared = shared and cached
+        return self._sections.section(facts, keep=shared)
+
+    def _evaluate(
+        self, attestation: Mapping[str, Any], *, artifact_digest: str, index: int
+    ) -> tuple[AttestationFact, bool]:
+        """The fact, and whether it is the verification cache's own object."""
         # 1. Results are cached per (bundle, trust material, artifact). The key is a digest of
         # the bundle's sorted-key JSON: equal keys mean equal documents, so a hit skips the
         # depth walk and the RFC 8785 encoding (both ran on the miss that filled it; a
@@ -170,16 +194,20 @@ class ProvenanceVerifier:
                 # 2. Bound nesting before anything else looks into the document.
                 check_depth(attestation, limits=self.limits, what="attestation")
             except Rejected as rejected:
-                return AttestationFact(
+                invalid = AttestationFact(
                     index=index,
                     bundle_digest="unknown",
                     verification="invalid",
                     error=rejected.message,
                 )
+                return invalid, False
             cached = self._evaluate_uncached(attestation, artifact_digest)
-            if key is not None:
-                self._cache.put(key, cached)
-        return cached.model_copy(update={"index": index})
+            if key is None or not self._cache.put(key, cached):
+                return cached.model_copy(update={"index": index}), False
+        if cached.index != index:
+            return cached.model_copy(update={"index": index}), False
+        # The cached fact itself (a frozen model, shared safely) when its index is right.
+        return cached, True
 
     def _evaluate_uncached(
         self, attestation: Mapping[str, Any], artifact_digest: str
