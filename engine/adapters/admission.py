@@ -62,6 +62,11 @@ DECISION_ID_ANNOTATION = "decision-id"
 VERDICT_ANNOTATION = "verdict"
 MAX_WARNING_CHARS = 256
 _NOT_USED = "not used at admission: reused from the prior decision"
+# Frozen, so one object each serves every review (and the pipeline encodes each once).
+_NO_PROVENANCE = ProvenanceSection(status=SectionStatus.MISSING, message=_NOT_USED)
+_NO_VULNERABILITIES = VulnerabilitiesSection(status=SectionStatus.MISSING, message=_NOT_USED)
+_NO_SLO = SloSection(status=SectionStatus.MISSING, message=_NOT_USED)
+_NO_APPROVALS = ApprovalsSection(status=SectionStatus.MISSING, message=_NOT_USED)
 
 
 class PriorDecisions(Protocol):
@@ -294,10 +299,10 @@ class AdmissionController:
             adapter="admission",
             release=release,
             artifact=_artifact(images),
-            provenance=ProvenanceSection(status=SectionStatus.MISSING, message=_NOT_USED),
-            vulnerabilities=VulnerabilitiesSection(status=SectionStatus.MISSING, message=_NOT_USED),
-            slo=SloSection(status=SectionStatus.MISSING, message=_NOT_USED),
-            approvals=ApprovalsSection(status=SectionStatus.MISSING, message=_NOT_USED),
+            provenance=_NO_PROVENANCE,
+            vulnerabilities=_NO_VULNERABILITIES,
+            slo=_NO_SLO,
+            approvals=_NO_APPROVALS,
             admission=section,
         )
 

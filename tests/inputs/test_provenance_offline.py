@@ -249,3 +249,10 @@ def test_an_invalid_attestation_is_never_kept() -> None:
     assert second == first and second is not first
     third = build_provenance_section([deep], artifact_digest=A_TXT, verifier=verifier)
     assert third is not first and third is not second
+
+
+def test_no_attestations_is_one_missing_section() -> None:
+    verifier = ProvenanceVerifier.from_settings()
+    first = build_provenance_section([], artifact_digest=A_TXT, verifier=verifier)
+    assert first.status == "missing" and first.message == "no attestations supplied"
+    assert build_provenance_section([], artifact_digest=A_TXT, verifier=verifier) is first

@@ -36,6 +36,10 @@ __all__ = [
 
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 _JSON_LINES_SUFFIXES = (".jsonl", ".build.slsa", ".intoto.jsonl", ".sigstore.jsonl")
+_NO_ATTESTATIONS = ProvenanceSection(
+    status=SectionStatus.MISSING, message="no attestations supplied"
+)
+"""Frozen: one object for every request without attestations (encoded once, by identity)."""
 MAX_FILE_BYTES = 16 * 1024 * 1024
 """Cap on an attestation file (JSON or JSON Lines); each bundle is capped separately."""
 
@@ -58,7 +62,7 @@ def build_provenance_section(
             errors=(FieldError("artifact.digest", f"got {artifact_digest[:80]!r}"),),
         )
     if not attestations:
-        return ProvenanceSection(status=SectionStatus.MISSING, message="no attestations supplied")
+        return _NO_ATTESTATIONS
     limit = verifier.limits.max_attestations
     if len(attestations) > limit:
         raise InputError(
