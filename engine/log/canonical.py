@@ -92,6 +92,11 @@ def _remembered_scalar(value: str | int | float | bool | None) -> bytes:
     return canonical_bytes(value)
 
 
+EMPTY_ARRAY = canonical_bytes([])
+EMPTY_OBJECT = canonical_bytes({})
+"""``[]`` and ``{}`` as ``rfc8785`` writes them (a record has four empty lists, usually)."""
+
+
 def is_scalar(value: Any) -> bool:
     """A JSON scalar (``None``, a string, a number, a boolean)."""
     return value is None or isinstance(value, str | int | float)

@@ -29,6 +29,8 @@ import orjson
 from engine.errors import InputError
 from engine.jsonfast import deep_copy
 from engine.log.canonical import (
+    EMPTY_ARRAY,
+    EMPTY_OBJECT,
     CanonicalCache,
     canonical_bytes,
     canonical_key,
@@ -138,6 +140,8 @@ def canonical_members(
     def encode(key: str, value: Any) -> bytes:
         if key in known:
             return known[key]
+        if not value and isinstance(value, list | dict):
+            return EMPTY_ARRAY if isinstance(value, list) else EMPTY_OBJECT
         if cache is not None and value and key != "input" and isinstance(value, dict | list):
             return cache.encode(value)
         if is_scalar(value):

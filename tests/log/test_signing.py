@@ -272,3 +272,14 @@ def test_a_long_string_is_encoded_not_remembered() -> None:
     long = "x" * (MAX_REMEMBERED_STR + 1)
     assert canonical_scalar(long) == b'"' + long.encode() + b'"'
     assert canonical_scalar("x" * MAX_REMEMBERED_STR) == canonical_bytes("x" * MAX_REMEMBERED_STR)
+
+
+@given(st.dictionaries(st.text(), _with_floats, max_size=6), st.sets(st.text(max_size=3)))
+def test_members_the_caller_already_encoded_are_spliced_in(
+    value: dict[str, object], given_names: set[str]
+) -> None:
+    # The pipeline hands in the bytes of the sections it keeps (engine.decision).
+    known = {k: canonical_bytes(v) for k, v in value.items() if k in given_names}
+    cache = CanonicalCache(max_entries=4)
+    assert cache.encode_object(value, cached=set(value), known=known) == canonical_bytes(value)
+    assert cache.encode_object(value, cached=set(), known=known) == canonical_bytes(value)
