@@ -350,12 +350,15 @@ class SectionEncodings:
 
     The provenance and vulnerability sections of a warm request are the same objects from
     one decision to the next (the providers keep them: :class:`SectionCache`,
-    :class:`engine.inputs.providers.ScanReports`), and the models are frozen; so their
-    ``model_dump`` and their encoding (through the :class:`CanonicalCache`, every byte
-    from ``rfc8785``) are made once per object, not once per decision. An entry holds its
-    object, so no id is reused while it is kept. The JSON values are shared by every
-    decision that uses them: nothing may change them (the log masks a deep copy).
-    Thread-safe.
+    :class:`engine.inputs.providers.ScanReports`), as are the sections that say nothing
+    changed (no SLO configured, no approvals yet, admission's unused ones), and the models
+    are frozen; so their ``model_dump`` and their encoding (through the
+    :class:`CanonicalCache`, every byte from ``rfc8785``) are made once per object, not once
+    per decision. A section made afresh (an SLO read from Prometheus, a release's approvals)
+    is encoded as before and kept as the most recent entry; the least recently used go
+    first, so the kept objects that every decision uses stay. An entry holds its object,
+    so no id is reused while it is kept. The JSON values are shared by every decision that
+    uses them: nothing may change them (the log masks a deep copy). Thread-safe.
     """
 
     def __init__(self, canonical: CanonicalCache, max_entries: int = 64) -> None:
@@ -382,6 +385,6 @@ class SectionEncodings:
 
 
 _CACHED_SECTIONS = frozenset(InputDocumentV1.model_fields) - {"now_ns"}
-_SHARED_SECTIONS = ("provenance", "vulnerabilities")
+_SHARED_SECTIONS = ("provenance", "vulnerabilities", "slo", "approvals")
 _SHARED_EXCLUDE: set[str] = set(_SHARED_SECTIONS)  # model_dump takes a set (never changed)
 _FIELD_ORDER = tuple(InputDocumentV1.model_fields)

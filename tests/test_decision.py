@@ -277,4 +277,7 @@ def test_kept_sections_are_encoded_once_and_as_rfc8785_encodes_them() -> None:
             shared = step == "the same objects"
             assert (encoded["provenance"] is previous["provenance"]) is shared, step
             assert (encoded["vulnerabilities"] is previous["vulnerabilities"]) is shared, step
+            # No SLO configured, no approvals: one frozen object each, encoded once.
+            assert encoded["slo"] is previous["slo"], step
+            assert encoded["approvals"] is previous["approvals"], step
         previous = encoded

@@ -277,7 +277,11 @@ class ApprovalStore:
         except StoreError as exc:
             # Fail closed: Rego sees no usable approvals and pauses.
             return ApprovalsSection(status=SectionStatus.UNAVAILABLE, message=str(exc))
-        return ApprovalsSection(status=SectionStatus.OK, records=records)
+        return ApprovalsSection(status=SectionStatus.OK, records=records) if records else _NONE
+
+
+_NONE = ApprovalsSection(status=SectionStatus.OK, records=[])
+"""The section of a release nobody approved yet (frozen: one object serves every decision)."""
 
 
 def _plain_sqlite_file(url: str) -> str | None:

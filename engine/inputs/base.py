@@ -56,6 +56,11 @@ class ApprovalProvider(Protocol):
         ...
 
 
+# Frozen sections: one object each serves every decision (and is encoded once).
+_NO_SLO = SloSection(status=SectionStatus.MISSING, message="no SLO configured")
+_NO_APPROVALS = ApprovalsSection(status=SectionStatus.OK, records=[])
+
+
 class NoSloConfigured:
     """The SLO provider used when no Prometheus / SLO configuration is set."""
 
@@ -63,7 +68,7 @@ class NoSloConfigured:
 
     def collect(self, release: ReleaseFacts, *, now_ns: int) -> SloSection:
         """Always ``missing``: no SLO is configured for any service."""
-        return SloSection(status=SectionStatus.MISSING, message="no SLO configured")
+        return _NO_SLO
 
 
 class NoApprovalStore:
@@ -73,7 +78,7 @@ class NoApprovalStore:
 
     def collect(self, release: ReleaseFacts, artifact: ArtifactFacts) -> ApprovalsSection:
         """An empty, but known, set of approvals."""
-        return ApprovalsSection(status=SectionStatus.OK, records=[])
+        return _NO_APPROVALS
 
 
 @dataclass(frozen=True)
