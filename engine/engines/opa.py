@@ -133,6 +133,7 @@ class ManagedOpaEngine:
         self._env = opa_environment(gogc)
         self._tuning = opa_tuning_args(read_optimized_store=read_optimized_store)
         self._version = opa_version(self._opa)
+        self._info = EngineInfo(name="opa", version=self._version)  # one object per engine
         self._timeout = timeout
         self._startup_timeout = startup_timeout
         self._workdir = Path(tempfile.mkdtemp(prefix="releasegate-opa-", dir=workdir))
@@ -319,7 +320,7 @@ class ManagedOpaEngine:
     @property
     def info(self) -> EngineInfo:
         """``opa`` and its version."""
-        return EngineInfo(name="opa", version=self._version)
+        return self._info
 
     @property
     def policy(self) -> PolicyInfo:
@@ -343,6 +344,7 @@ class RemoteOpaEngine:
         self._aclient = AsyncOpaClient(address, timeout=timeout)
         self._policy = policy
         self._version = self._query_version()
+        self._info = EngineInfo(name="opa", version=self._version)
 
     def _query_version(self) -> str:
         try:
@@ -362,7 +364,7 @@ class RemoteOpaEngine:
     @property
     def info(self) -> EngineInfo:
         """``opa`` as reached remotely."""
-        return EngineInfo(name="opa", version=self._version)
+        return self._info
 
     @property
     def policy(self) -> PolicyInfo:
