@@ -18,6 +18,7 @@ from engine.errors import EngineUnavailable, StoreError
 from engine.inputs.base import FactProviders, NoApprovalStore, NoSloConfigured
 from engine.models.common import SectionStatus, Verdict
 from engine.models.decision import Decision, PolicyInfo, PolicyResult, Reason
+from engine.models.inputs import AdmissionSection, ImageFact
 from engine.models.parse import parse_request
 from engine.models.provenance import ProvenanceSection
 from engine.models.vulnerabilities import VulnerabilitiesSection
@@ -281,3 +282,38 @@ def test_kept_sections_are_encoded_once_and_as_rfc8785_encodes_them() -> None:
             assert encoded["slo"] is previous["slo"], step
             assert encoded["approvals"] is previous["approvals"], step
         previous = encoded
+
+
+def test_an_admission_section_is_encoded_member_by_member_as_rfc8785_encodes_it() -> None:
+    # Only each prior decision's age changes from one review to the next; the section's
+    # encoding is put together from cached members and must equal rfc8785's of the whole.
+    pipeline = _pipeline(FakeEngine(lambda doc: PolicyResult()))
+    request = parse_request(REQUEST)
+    for i, age in enumerate([0.017648, 1.5, None, 1e-7, 604800.0, 0.017648]):
+        images = [
+            ImageFact(
+                container="app",
+                kind="container",
+                image="ghcr.io/acme/payments@sha256:" + "b" * 64,
+                digest="sha256:" + "b" * 64,
+                prior_decision_id=f"01a21dcb-ffc6-7d24-abdb-7d107237{i:04d}",
+                prior_decision_age_s=age,
+            ),
+            ImageFact(container="sidecar", kind="init_container", image="busybox:1.36"),
+        ]
+        section = AdmissionSection(
+            operation="CREATE",
+            kind="Pod",
+            namespace="payments",
+            name="payments-7f9c",
+            labels={"app": "payments", "\U0001f600": "x", "\uffff": "y"},
+            images=images[: 1 + i % 2] if i < 5 else [],
+            max_prior_age_s=604800.0,
+        )
+        document = _pipeline(FakeEngine(lambda doc: PolicyResult())).build_input(
+            request, now_ns=NOW + i * 4096, adapter="admission", admission=section
+        )
+        for encoder in (pipeline, _pipeline(FakeEngine(lambda doc: PolicyResult()))):
+            encoded = encoder.encode_input(document)  # a warm cache, then a cold one
+            value, canonical = _plain_encoding(document)
+            assert encoded == value and encoded.canonical == canonical, (i, age)

@@ -11,7 +11,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import rfc8785
@@ -116,6 +116,13 @@ def join_members(members: Mapping[str, bytes]) -> bytes:
     :func:`canonical_bytes`); only their order and the punctuation are added here.
     """
     return b"{" + b",".join(members[k] for k in _member_order(tuple(members))) + b"}"
+
+
+def join_elements(elements: Sequence[bytes]) -> bytes:
+    """The canonical array of elements already encoded (RFC 8785 §3.2: order kept, joined by
+    ``,`` in ``[]``). Each element's bytes must come from ``rfc8785``; only the punctuation is
+    added here, as :func:`join_members` does for objects."""
+    return b"[" + b",".join(elements) + b"]"
 
 
 @functools.lru_cache(maxsize=256)

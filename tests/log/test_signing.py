@@ -22,6 +22,7 @@ from engine.log.canonical import (
     canonical_bytes,
     canonical_scalar,
     digest_bytes,
+    join_elements,
     join_members,
     sha256_ref,
 )
@@ -283,3 +284,8 @@ def test_members_the_caller_already_encoded_are_spliced_in(
     cache = CanonicalCache(max_entries=4)
     assert cache.encode_object(value, cached=set(value), known=known) == canonical_bytes(value)
     assert cache.encode_object(value, cached=set(), known=known) == canonical_bytes(value)
+
+
+@given(st.lists(_with_floats, max_size=6))
+def test_elements_joined_equal_the_array_encoded_whole(values: list[object]) -> None:
+    assert join_elements([canonical_bytes(v) for v in values]) == canonical_bytes(values)
