@@ -340,6 +340,8 @@ class DecisionPipeline:
 
         Every section but the clock goes through the pipeline's :class:`CanonicalCache`:
         the provenance and vulnerability facts of an artifact repeat across its decisions.
+        The sections providers keep as objects are dumped and encoded once per object
+        (:class:`SectionEncodings`); an admission section member by member.
         """
         doc = document.model_dump(mode="json", exclude=_SHARED_EXCLUDE)
         known: dict[str, bytes] = {}

@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from engine.auth.sql import make_engine, sqlite_pragmas
 from engine.errors import FieldError, InputError, StoreError, map_errors
-from engine.models.approvals import ApprovalFact, ApprovalKind, ApprovalsSection
+from engine.models.approvals import NO_APPROVALS, ApprovalFact, ApprovalKind, ApprovalsSection
 from engine.models.common import SectionStatus
 from engine.models.inputs import ArtifactFacts, ReleaseFacts
 from engine.sqldriver import DriverStatement
@@ -277,11 +277,9 @@ class ApprovalStore:
         except StoreError as exc:
             # Fail closed: Rego sees no usable approvals and pauses.
             return ApprovalsSection(status=SectionStatus.UNAVAILABLE, message=str(exc))
-        return ApprovalsSection(status=SectionStatus.OK, records=records) if records else _NONE
-
-
-_NONE = ApprovalsSection(status=SectionStatus.OK, records=[])
-"""The section of a release nobody approved yet (frozen: one object serves every decision)."""
+        return (
+            ApprovalsSection(status=SectionStatus.OK, records=records) if records else NO_APPROVALS
+        )
 
 
 def _plain_sqlite_file(url: str) -> str | None:

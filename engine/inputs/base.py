@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.models.approvals import ApprovalsSection
+from engine.models.approvals import NO_APPROVALS, ApprovalsSection
 from engine.models.common import SectionStatus
 from engine.models.inputs import ArtifactFacts, ReleaseFacts
 from engine.models.provenance import ProvenanceSection
@@ -56,9 +56,8 @@ class ApprovalProvider(Protocol):
         ...
 
 
-# Frozen sections: one object each serves every decision (and is encoded once).
+# Frozen: one object serves every decision (and the pipeline encodes it once).
 _NO_SLO = SloSection(status=SectionStatus.MISSING, message="no SLO configured")
-_NO_APPROVALS = ApprovalsSection(status=SectionStatus.OK, records=[])
 
 
 class NoSloConfigured:
@@ -78,7 +77,7 @@ class NoApprovalStore:
 
     def collect(self, release: ReleaseFacts, artifact: ArtifactFacts) -> ApprovalsSection:
         """An empty, but known, set of approvals."""
-        return _NO_APPROVALS
+        return NO_APPROVALS
 
 
 @dataclass(frozen=True)

@@ -34,3 +34,8 @@ class ApprovalsSection(StrictModel):
     status: SectionStatus
     message: str | None = None
     records: list[ApprovalFact] = Field(default_factory=list)
+
+
+NO_APPROVALS = ApprovalsSection(status=SectionStatus.OK, records=[])
+"""A release nobody approved yet: known, and empty. Frozen, so one object serves every
+decision (and the pipeline encodes it once)."""
