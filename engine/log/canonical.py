@@ -191,20 +191,13 @@ class CanonicalCache:
         if not all(isinstance(k, str) for k in value):
             return canonical_bytes(dict(value))  # refused there, with its message
         known = known or {}
-        return join_members(
-            {
-                k: canonical_key(k)
-                + b":"
-                + (
-                    known[k]
-                    if k in known
-                    else self.encode(v)
-                    if k in cached
-                    else canonical_bytes(v)
-                )
-                for k, v in value.items()
-            }
-        )
+
+        def member(k: str, v: Any) -> bytes:
+            if k in known:
+                return known[k]
+            return self.encode(v) if k in cached else canonical_bytes(v)
+
+        return join_members({k: canonical_key(k) + b":" + member(k, v) for k, v in value.items()})
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -116,6 +116,3 @@ class SectionCache:
                 while len(self._entries) > self._max_size:
                     self._entries.popitem(last=False)
         return section
-
-    def __len__(self) -> int:
-        return len(self._entries)
