@@ -12,7 +12,9 @@ plain Starlette routes placed first in the app's router:
    dependencies, an unauthenticated body is never parsed;
 2. the body is read as FastAPI reads a JSON body parameter (:func:`json_body`): strict
    content type, the same ``json_invalid`` error, ``missing`` for an empty body, and
-   validation errors located under ``body``;
+   validation errors located under ``body``. A decision request is first offered to a lazy
+   reader (:mod:`engine.api.lazy_body`) that leaves its evidence documents unparsed until
+   a cache misses; whatever it does not take is read this way;
 3. the work is the route module's own function (``decide_response``, ``admission_review``).
 
 What they raise is answered by the app's exception handlers (``engine.api.errors``), as for
@@ -42,9 +44,11 @@ from starlette.types import Receive, Scope, Send
 
 from engine import jsonfast
 from engine.api.deps import AppState, RoleChecker, authenticate, bearer_scheme, get_app_state
+from engine.api.lazy_body import read_decision_request
 from engine.api.routes.admission import admission_review
 from engine.api.routes.decisions import decide_response
 from engine.auth import Principal
+from engine.models.raw import UnreadableEvidence
 from engine.models.request import DecisionRequestV1
 
 _CI = RoleChecker("ci")
@@ -113,9 +117,27 @@ def _decision_request(value: Any) -> DecisionRequestV1:
         raise RequestValidationError(errors, body=value) from exc
 
 
+async def _lazy_request(request: Request) -> DecisionRequestV1 | None:
+    body = await request.body()
+    if not body or not _is_json(request.headers.get("content-type")):
+        return None
+    return read_decision_request(body)
+
+
 async def decide(request: Request) -> Response:
-    """``POST /v1/decisions`` (role ``ci``)."""
+    """``POST /v1/decisions`` (role ``ci``).
+
+    The body is read lazily when it can be (:mod:`engine.api.lazy_body`: the evidence
+    stays text until a cache misses), else, and whenever a raw document turns out
+    unreadable before anything was decided, eagerly as FastAPI reads it.
+    """
     state, principal = await _caller(request, _CI)
+    lazy = await _lazy_request(request)
+    if lazy is not None:
+        try:
+            return await decide_response(state.pipeline, lazy, principal)
+        except UnreadableEvidence:
+            pass  # read again below: the answer (usually 400) is the eager reader's
     body = _decision_request(await json_body(request))
     return await decide_response(state.pipeline, body, principal)
 

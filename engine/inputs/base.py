@@ -7,14 +7,15 @@ yields ``status: invalid`` or raises :class:`engine.errors.InputError` (for call
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from engine.models.approvals import NO_APPROVALS, ApprovalsSection
 from engine.models.common import SectionStatus
 from engine.models.inputs import ArtifactFacts, ReleaseFacts
 from engine.models.provenance import ProvenanceSection
+from engine.models.raw import EvidenceDocument
 from engine.models.request import ScanEvidence
 from engine.models.slo import SloSection
 from engine.models.vulnerabilities import VulnerabilitiesSection
@@ -24,7 +25,7 @@ class ProvenanceProvider(Protocol):
     """Verifies attestations (Sigstore bundles, DSSE envelopes) against the artifact."""
 
     def collect(
-        self, attestations: Sequence[Mapping[str, Any]], *, artifact_digest: str
+        self, attestations: Sequence[EvidenceDocument], *, artifact_digest: str
     ) -> ProvenanceSection:
         """Verify every attestation; one fact each, failures included."""
         ...

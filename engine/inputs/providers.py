@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from engine.inputs.provenance import ProvenanceVerifier, build_provenance_section
 from engine.inputs.scans import build_vulnerabilities_section
@@ -14,6 +13,7 @@ from engine.inputs.slo import SloProvider
 from engine.jsonfast import fingerprint
 from engine.models.inputs import ReleaseFacts
 from engine.models.provenance import ProvenanceSection
+from engine.models.raw import EvidenceDocument, object_key
 from engine.models.request import ScanEvidence
 from engine.models.slo import SloSection
 from engine.models.vulnerabilities import VulnerabilitiesSection
@@ -28,7 +28,7 @@ class SigstoreProvenance:
         self.verifier = verifier
 
     def collect(
-        self, attestations: Sequence[Mapping[str, Any]], *, artifact_digest: str
+        self, attestations: Sequence[EvidenceDocument], *, artifact_digest: str
     ) -> ProvenanceSection:
         """One fact per attestation, failures included."""
         return build_provenance_section(
@@ -40,10 +40,11 @@ class ScanReports:
     """Parses scanner reports and applies VEX documents, remembering recent results.
 
     The section is a pure function of the reports (format + JSON value) and the artifact
-    digest, so the last ``cache_size`` results are kept by the SHA-256 of their JSON, keys
-    in document order (the same report sent by every pipeline run is parsed once; the same
-    report with its keys reordered is parsed again). Malformed reports raise every time
-    and are not kept.
+    digest, so the last ``cache_size`` results are kept by the SHA-256 of each report: of
+    its text when the service read it as a raw object (not parsed at all on a hit), else of
+    its JSON, keys in document order (:func:`engine.models.raw.object_key`). The same
+    report sent by every pipeline run is parsed once; the same report written differently
+    is parsed again. Malformed reports raise every time and are not kept.
     """
 
     may_block = False
@@ -55,7 +56,10 @@ class ScanReports:
 
     @staticmethod
     def _key(scans: Sequence[ScanEvidence], artifact_digest: str) -> str | None:
-        return fingerprint([artifact_digest, [[s.format.value, s.report] for s in scans]])
+        reports = [[s.format.value, object_key(s.report)] for s in scans]
+        if any(key is None for _, key in reports):
+            return None
+        return fingerprint([artifact_digest, reports])
 
     def collect(
         self, scans: Sequence[ScanEvidence], *, artifact_digest: str

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 from pydantic import Field
 
 from engine.models.common import NonEmptyStr, Sha256Digest, Stage, StrictModel
+from engine.models.raw import EvidenceObject
 
 
 class Release(StrictModel):
@@ -44,13 +44,16 @@ class ScanEvidence(StrictModel):
     """One scanner report (or OpenVEX document) as produced by the tool."""
 
     format: ScanFormat = ScanFormat.AUTO
-    report: dict[str, Any]
+    report: EvidenceObject
 
 
 class Evidence(StrictModel):
     """Raw evidence supplied by the caller; verified and normalized into facts."""
 
-    attestations: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
+    # Each document is a dict, or (as the service's decision route reads a body) a
+    # RawObject, parsed only when a cache misses (engine.models.raw).
+
+    attestations: list[EvidenceObject] = Field(default_factory=list, max_length=64)
     scans: list[ScanEvidence] = Field(default_factory=list, max_length=64)
 
 

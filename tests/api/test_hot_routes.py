@@ -18,6 +18,7 @@ from starlette.routing import Route
 from engine.api import hot_routes
 from tests.adapters.conftest import review
 from tests.api.conftest import Service, ServiceFactory, dev_request, prod_request
+from tests.conftest import ASSETS
 
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -68,7 +69,15 @@ def _json(doc: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
+def _with(**evidence: Any) -> bytes:
+    return _json({**prod_request(), "evidence": evidence})
+
+
 JSON = {"Content-Type": "application/json"}
+TRIVY = json.loads((ASSETS / "scanners" / "trivy" / "alpine-39.trivy.json").read_bytes())
+DEEP: Any = {"mediaType": "application/vnd.dev.sigstore.bundle+json"}
+for _ in range(300):
+    DEEP = {"x": DEEP}
 DECISION_CASES = {
     "allow": (_json(dev_request()), JSON, "ci"),
     "pause with reasons": (_json(prod_request()), JSON, "ci"),
@@ -85,6 +94,23 @@ DECISION_CASES = {
     "a list": (b"[1, 2]", JSON, "ci"),
     "nested too deep": (b"[" * 100_000 + b"]" * 100_000, JSON, "ci"),
     "not utf-8": (b'{"release": "\xff"}', JSON, "ci"),
+    # Read lazily (engine.api.lazy_body), or declined by that reader and read eagerly.
+    "a bundle, indented": (json.dumps(prod_request(), indent=2).encode(), JSON, "ci"),
+    "a scan report": (_with(scans=[{"report": TRIVY}]), JSON, "ci"),
+    "NaN in a report": (_with(scans=[{"report": {"x": float("nan")}}]), JSON, "ci"),
+    "bad utf-8 inside an attestation": (
+        _json(prod_request()).replace(b'"mediaType"', b'"mediaType\xff"'),
+        JSON,
+        "ci",
+    ),
+    "an attestation deeper than jiter reads": (_with(attestations=[DEEP]), JSON, "ci"),
+    "an unknown evidence field": (_with(sboms=[]), JSON, "ci"),
+    "a report that is a list": (_with(scans=[{"report": [TRIVY]}]), JSON, "ci"),
+    "duplicate keys": (
+        _json(prod_request())[:-1] + b', "dry_run": false, "dry_run": true}',
+        JSON,
+        "ci",
+    ),
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from engine.inputs.provenance.dsse_keys import TrustedKey, load_public_key
 from engine.inputs.provenance.verifier import ProvenanceVerifier
 from engine.models.common import SectionStatus
 from engine.models.provenance import ProvenanceSection
+from engine.models.raw import EvidenceDocument
 
 __all__ = [
     "CacheStats",
@@ -45,7 +46,7 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 def build_provenance_section(
-    attestations: Sequence[Mapping[str, Any]],
+    attestations: Sequence[EvidenceDocument],
     *,
     artifact_digest: str,
     verifier: ProvenanceVerifier,

@@ -72,8 +72,8 @@ from engine.inputs.provenance.dsse_keys import (
 from engine.inputs.provenance.identity import RecordIdentityOnly, signer_facts
 from engine.inputs.provenance.intoto import parse_statement
 from engine.inputs.provenance.slsa import slsa_facts, vsa_facts
-from engine.jsonfast import fingerprint
 from engine.models.provenance import AttestationFact, ProvenanceSection, VerificationOutcome
+from engine.models.raw import EvidenceDocument, object_key, object_value
 
 BUNDLE_MEDIA_TYPES = frozenset(str(t) for t in Bundle.BundleType)
 SUPPORTED_ENTRIES = frozenset(
@@ -152,7 +152,7 @@ class ProvenanceVerifier:
         return self._cache.stats()
 
     def evaluate(
-        self, attestation: Mapping[str, Any], *, artifact_digest: str, index: int = 0
+        self, attestation: EvidenceDocument, *, artifact_digest: str, index: int = 0
     ) -> AttestationFact:
         """Verify one attestation for the artifact into a fact; every outcome is a fact.
 
@@ -162,7 +162,7 @@ class ProvenanceVerifier:
         return self._evaluate(attestation, artifact_digest=artifact_digest, index=index)[0]
 
     def section(
-        self, attestations: Sequence[Mapping[str, Any]], *, artifact_digest: str
+        self, attestations: Sequence[EvidenceDocument], *, artifact_digest: str
     ) -> ProvenanceSection:
         """The ``ok`` section of one fact per attestation, in order (:meth:`evaluate`).
 
@@ -179,20 +179,22 @@ class ProvenanceVerifier:
         return self._sections.section(facts, keep=shared)
 
     def _evaluate(
-        self, attestation: Mapping[str, Any], *, artifact_digest: str, index: int
+        self, attestation: EvidenceDocument, *, artifact_digest: str, index: int
     ) -> tuple[AttestationFact, bool]:
         """The fact, and whether it is the verification cache's own object."""
         # 1. Results are cached per (bundle, trust material, artifact). The key is a digest of
-        # the bundle's sorted-key JSON: equal keys mean equal documents, so a hit skips the
-        # depth walk and the RFC 8785 encoding (both ran on the miss that filled it; a
-        # document nested too deep is refused below and never cached).
-        memo = _memo_digest(attestation)
+        # the bundle's text when it came as a raw object, else of its sorted-key JSON: equal
+        # keys mean equal documents, so a hit skips the parse of a raw object, the depth walk
+        # and the RFC 8785 encoding (all ran on the miss that filled it; a document nested
+        # too deep is refused below and never cached).
+        memo = object_key(attestation, sort_keys=True)
         key = (memo, self.trust_digest, artifact_digest) if memo is not None else None
         cached = self._cache.get(key) if key is not None else None
         if cached is None:
+            document = object_value(attestation)
             try:
                 # 2. Bound nesting before anything else looks into the document.
-                check_depth(attestation, limits=self.limits, what="attestation")
+                check_depth(document, limits=self.limits, what="attestation")
             except Rejected as rejected:
                 invalid = AttestationFact(
                     index=index,
@@ -201,7 +203,7 @@ class ProvenanceVerifier:
                     error=rejected.message,
                 )
                 return invalid, False
-            cached = self._evaluate_uncached(attestation, artifact_digest)
+            cached = self._evaluate_uncached(document, artifact_digest)
             if key is None or not self._cache.put(key, cached):
                 return cached.model_copy(update={"index": index}), False
         if cached.index != index:
@@ -358,8 +360,3 @@ def _config_errors(what: str) -> Iterator[None]:
         yield
     except _VERIFY_ERRORS as exc:
         raise ConfigError(f"{what}: {exc}") from exc
-
-
-def _memo_digest(value: Mapping[str, Any]) -> str | None:
-    """A cache key for a JSON document (not a canonical form: only equality matters)."""
-    return fingerprint(value, sort_keys=True)

@@ -33,6 +33,7 @@ from engine.inputs.scans.osv import parse_osv
 from engine.inputs.scans.sarif import parse_sarif
 from engine.inputs.scans.trivy import parse_trivy
 from engine.models.common import SectionStatus
+from engine.models.raw import object_value
 from engine.models.request import ScanEvidence, ScanFormat
 from engine.models.vulnerabilities import ScanReportFact, VulnerabilitiesSection
 
@@ -103,8 +104,9 @@ def build_vulnerabilities_section(
     for index, scan in enumerate(scans):
         label = f"evidence.scans[{index}]"
         # 1. Limits, 2. format, 3. parse.
-        check_report(scan.report, report_label=label, limits=limits)
-        root = Node.root(scan.report, label)
+        report = object_value(scan.report)
+        check_report(report, report_label=label, limits=limits)
+        root = Node.root(report, label)
         parsed, found = _parse(resolve_format(scan.format, root), root, index)
         statements.extend(found)
         raw_total += len(parsed.findings)
