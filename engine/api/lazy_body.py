@@ -62,6 +62,18 @@ class _OffPath(Exception):
 
 def read_decision_request(body: bytes) -> DecisionRequestV1 | None:
     """The request with raw evidence documents, or None: read the body eagerly instead."""
+    document = outline_document(body)
+    if document is None:
+        return None
+    try:
+        return DecisionRequestV1.model_validate(document)
+    except ValidationError:
+        return None
+
+
+def outline_document(body: bytes) -> dict[str, Any] | None:
+    """The body as the dict the model validates, its evidence documents raw objects; None
+    when the body is off the common path (before validation: see the module's note)."""
     try:
         outline = _DECODER.decode(body)
     except (msgspec.DecodeError, RecursionError):  # msgspec.ValidationError included
@@ -79,9 +91,9 @@ def read_decision_request(body: bytes) -> DecisionRequestV1 | None:
                 "attestations": [_raw_object(a) for a in evidence.attestations],
                 "scans": [_scan(s) for s in evidence.scans],
             }
-        return DecisionRequestV1.model_validate(document)
-    except (_OffPath, ValidationError):
+    except _OffPath:
         return None
+    return document
 
 
 def _value(raw: msgspec.Raw) -> Any:
@@ -104,4 +116,4 @@ def _scan(scan: _Scan) -> dict[str, Any]:
     return {"format": _value(scan.format), "report": _raw_object(scan.report)}
 
 
-__all__ = ["read_decision_request"]
+__all__ = ["outline_document", "read_decision_request"]
