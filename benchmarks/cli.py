@@ -138,6 +138,13 @@ def render(name: str, result: dict[str, Any]) -> str:
     if result.get("ratio_affinity_to_bare_opa") is not None:
         ratio = result["ratio_affinity_to_bare_opa"]
         lines.append(f"releasegate with cpu_affinity auto / bare OPA throughput: {ratio}")
+    costs = result.get("opa_cpu_ms_per_evaluation")
+    if costs and None not in costs.values():
+        lines.append(
+            f"OPA's CPU per evaluation: {costs['bare_saturated']} ms saturated (bare OPA), "
+            f"{costs['bare_paced']} ms paced at releasegate's rate, "
+            f"{costs['in_releasegate']} ms inside releasegate"
+        )
     if TARGETS[name]:
         lines.append(TARGETS[name])
     if name == "core" and result["runs"]:

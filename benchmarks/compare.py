@@ -180,6 +180,8 @@ def _add_ratios(figures: Figures, scenario: str, runs: list[dict[str, Any]]) -> 
         per_s = run.get("per_s")
         if run.get("name") == BARE_OPA or not opa or not isinstance(per_s, int | float):
             continue
+        if run.get("rate") is not None:  # a paced row's rate is its schedule, not a figure
+            continue
         _add(figures, (scenario, f"{run.get('name')} ÷ bare OPA", "ratio"), per_s / opa, True)
 
 

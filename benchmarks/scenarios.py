@@ -102,8 +102,14 @@ class Target:
     method: str = "POST"
     expect_text: str | None = None
     """What every answer must contain to count (the verdict): see ``loadgen.Spec``."""
+    paced_like: str | None = None
+    """Pace this row (open loop) at the rate the named row reached in the same round."""
 
 
+SERVICE_ROW = "releasegate (SQLite)"
+"""Scenario 1's one-process service: the row issue 9's targets are about."""
+PACED_OPA = "bare OPA, paced at releasegate's rate"
+"""Bare OPA driven open loop at the rate the service reached in the same round."""
 AFFINITY_ROW = "releasegate, cpu_affinity auto"
 """Scenario 1's one-process service with ``cpu_affinity = auto`` (when there are 2+ CPUs)."""
 ALLOW = '"verdict":"allow"'
@@ -112,9 +118,13 @@ ADMITTED = '"allowed":true'
 
 def _rounds(targets: list[Target], repeat: int, **load: Any) -> list[dict[str, Any]]:
     """``repeat`` rounds, each target once per round (interleaved); rows carry their round."""
-    runs = []
+    runs: list[dict[str, Any]] = []
     for i in range(repeat):
         for t in targets:
+            this_load = dict(load)
+            if t.paced_like is not None:
+                like = [r for r in runs if r["name"] == t.paced_like and r["run"] == i + 1]
+                this_load["rate"] = like[0]["per_s"]
             row = run_load(
                 t.name,
                 target_pid=t.process.process.pid,
@@ -124,7 +134,7 @@ def _rounds(targets: list[Target], repeat: int, **load: Any) -> list[dict[str, A
                 headers=t.headers,
                 method=t.method,
                 expect_text=t.expect_text,
-                **load,
+                **this_load,
             )
             row["run"] = i + 1
             runs.append(row)
@@ -147,9 +157,7 @@ def core(opts: Options) -> dict[str, Any]:
         stack.append(svc)
         _decide_once(svc, body)
         targets.append(
-            Target(
-                "releasegate (SQLite)", svc, decide, body_file, _auth(svc, "ci"), expect_text=ALLOW
-            )
+            Target(SERVICE_ROW, svc, decide, body_file, _auth(svc, "ci"), expect_text=ALLOW)
         )
         if opts.workers > 1:
             many = start_service(opts.workdir / "core-workers", roles=("ci",), workers=opts.workers)
@@ -202,6 +210,11 @@ def core(opts: Options) -> dict[str, Any]:
         bare = start_opa(opts.workdir, console_log=False)
         stack.append(bare)
         targets.append(Target("bare OPA", bare, evaluate, opa_file, expect_text=ALLOW))
+        # The same OPA at the rate releasegate reached in the round: what one evaluation
+        # costs OPA when it is not saturated, as the service's own OPA never is.
+        targets.append(
+            Target(PACED_OPA, bare, evaluate, opa_file, expect_text=ALLOW, paced_like=SERVICE_ROW)
+        )
         logged = start_opa(opts.workdir, console_log=True)
         stack.append(logged)
         targets.append(
@@ -223,7 +236,8 @@ def core(opts: Options) -> dict[str, Any]:
         "request_bytes": len(body),
         "opa_input_bytes": len(opa_body),
         "runs": runs,
-        "ratio_releasegate_to_bare_opa": _ratio(runs, "releasegate (SQLite)", "bare OPA"),
+        "ratio_releasegate_to_bare_opa": _ratio(runs, SERVICE_ROW, "bare OPA"),
+        "opa_cpu_ms_per_evaluation": _opa_costs(runs),
         "ratio_workers_to_bare_opa": _ratio(runs, _workers_row(opts), "bare OPA")
         if opts.workers > 1
         else None,
@@ -244,6 +258,21 @@ class _Exit:
 
     def stop(self) -> None:
         self.cm.__exit__(None, None, None)
+
+
+def _opa_costs(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """OPA's CPU per evaluation, mean over the rounds: saturated (bare OPA), paced at the
+    service's rate, and inside the service (its managed OPA)."""
+
+    def mean(name: str, key: str) -> float | None:
+        rows = [r[key] for r in runs if r["name"] == name]
+        return round(sum(rows) / len(rows), 3) if rows else None
+
+    return {
+        "bare_saturated": mean("bare OPA", "cpu_ms_per_req"),
+        "bare_paced": mean(PACED_OPA, "cpu_ms_per_req"),
+        "in_releasegate": mean(SERVICE_ROW, "opa_cpu_ms_per_req"),
+    }
 
 
 def _ratio(runs: list[dict[str, Any]], a: str, b: str) -> float | None:

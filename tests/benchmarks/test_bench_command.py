@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.scenarios import AFFINITY_ROW, FLOOR
+from benchmarks.scenarios import AFFINITY_ROW, FLOOR, PACED_OPA, SERVICE_ROW
 from benchmarks.stages import STAGES
 from engine.affinity import plan_for, usable_cpus
 from tests.conftest import REPO
@@ -76,7 +76,7 @@ def test_machine_info_and_arguments(results: dict[str, Any]) -> None:
 def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> None:
     core = results["scenarios"]["core"]
     names = {"releasegate (SQLite)", "releasegate, 2 workers", "releasegate (PostgreSQL)",
-             "bare OPA", "OPA + console decision log", FLOOR}  # fmt: skip
+             "bare OPA", PACED_OPA, "OPA + console decision log", FLOOR}  # fmt: skip
     pinned = plan_for(usable_cpus()) is not None  # the cpu_affinity row needs 2+ CPUs
     _check_rows(core["runs"], names | ({AFFINITY_ROW} if pinned else set()), 8)
     assert core["request_bytes"] > 20_000
@@ -88,6 +88,15 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
     # 2 clients: a mean of 15 ms is 2 / 0.015 = 133.3 decisions/s; the p99 needs more.
     assert "closed loop, 2 clients" in results["stdout"]
     assert "so a p99 <= 15 ms needs >= 134 decisions/s" in results["stdout"]
+    # Bare OPA again, paced at the rate the service reached in the same round.
+    service, paced = (
+        next(r for r in core["runs"] if r["name"] == n) for n in (SERVICE_ROW, PACED_OPA)
+    )
+    assert paced["rate"] == service["per_s"] and paced["concurrency"] == 2
+    costs = core["opa_cpu_ms_per_evaluation"]
+    assert costs["bare_paced"] == round(paced["cpu_ms_per_req"], 3)
+    assert costs["in_releasegate"] == round(service["opa_cpu_ms_per_req"], 3)
+    assert "ms paced at releasegate's rate" in results["stdout"]
     assert core["ratio_workers_to_bare_opa"] > 0
     workers = next(r for r in core["runs"] if r["name"] == "releasegate, 2 workers")
     assert 1 <= len(workers["connections_per_process"]) <= 2

@@ -159,3 +159,17 @@ def test_figures_of_an_odd_shape_are_left_out_not_fatal() -> None:
                          "core": {"runs": [{"name": "x", "per_s": True, "p99_ms": None}]},
                          "log": "broken"}}  # fmt: skip
     assert compare(doc, doc) == []
+
+
+def test_a_paced_row_of_scenario_1_has_no_throughput_or_ratio_but_its_cpu() -> None:
+    def result(cpu: float) -> dict[str, Any]:
+        rows = [
+            {"name": "bare OPA", "run": 1, "per_s": 1500.0, "cpu_ms_per_req": 1.1},
+            {"name": "paced OPA", "run": 1, "per_s": 450.0, "rate": 450.0, "cpu_ms_per_req": cpu},
+        ]
+        return {"scenarios": {"core": {"runs": rows}}}
+
+    lines = _lines(result(1.8), result(1.6))
+    assert ("core", "paced OPA", "per s") not in lines
+    assert ("core", "paced OPA ÷ bare OPA", "ratio") not in lines
+    assert lines[("core", "paced OPA", "cpu ms/req")].new.median == 1.6
