@@ -18,7 +18,10 @@ validation error), and the route then reads the body eagerly, as FastAPI would, 
 same errors as ever. A raw object whose text cannot be parsed after all (bad UTF-8 inside
 a string, nesting beyond the parser's depth) raises
 :class:`engine.models.raw.UnreadableEvidence` while the facts are gathered, before anything
-is evaluated or recorded, and the route reads that body eagerly too.
+is evaluated or recorded, and the route reads that body eagerly too. Nothing refuses a
+request between its validation and the reading of its documents (the verifier's limit on
+attestations is the model's, 64), so a body wrong in two ways is refused for the reason
+the eager reader gives.
 """
 
 from __future__ import annotations

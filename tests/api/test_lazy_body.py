@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from engine import jsonfast
 from engine.api.hot_routes import _decision_request
 from engine.api.lazy_body import read_decision_request
+from engine.inputs.provenance import Limits
 from engine.models.raw import RawObject
 from engine.models.request import DecisionRequestV1, ScanFormat
 from tests.api.conftest import CONFORMANCE, dev_request, prod_request
@@ -212,3 +213,12 @@ def test_an_unreadable_document_is_left_for_later(tmp_path: Path) -> None:
     body = _body(prod_request()).replace(b'"mediaType"', b'"mediaType\xff"', 1)
     request = read_decision_request(body)
     assert request is not None and _eager(body) is None
+
+
+def test_the_model_refuses_what_the_verifier_would_before_any_document_is_read() -> None:
+    # A lazily read request refused by a provider before its raw documents were parsed
+    # would be refused for another reason than the eager reader's (which parses first).
+    # The only such refusal is the verifier's cap on attestations: it must not be below
+    # the model's, which refuses first (and sends the body to the eager reader).
+    evidence = DecisionRequestV1.model_json_schema()["$defs"]["Evidence"]["properties"]
+    assert Limits().max_attestations >= evidence["attestations"]["maxItems"]

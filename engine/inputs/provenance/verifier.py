@@ -157,7 +157,9 @@ class ProvenanceVerifier:
         """Verify one attestation for the artifact into a fact; every outcome is a fact.
 
         Never raises for bad input: malformed, failing and unsupported attestations come
-        back with ``verification`` = ``invalid`` / ``failed`` / ``unsupported``.
+        back with ``verification`` = ``invalid`` / ``failed`` / ``unsupported``. (A raw
+        object whose text cannot be parsed is not an attestation yet: it raises
+        :class:`engine.models.raw.UnreadableEvidence`, and its request is read eagerly.)
         """
         return self._evaluate(attestation, artifact_digest=artifact_digest, index=index)[0]
 
