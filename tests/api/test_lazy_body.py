@@ -10,7 +10,6 @@ would read otherwise, never is.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,7 +206,7 @@ def test_a_request_is_read_alike_or_declined(
             assert isinstance(raw, RawObject) and raw.value == value
 
 
-def test_an_unreadable_document_is_left_for_later(tmp_path: Path) -> None:
+def test_an_unreadable_document_is_left_for_later() -> None:
     # The strict reader checks syntax, not UTF-8 inside a string: the raw object raises when
     # read, and the route reads the body eagerly (tests/api/test_hot_routes.py).
     body = _body(prod_request()).replace(b'"mediaType"', b'"mediaType\xff"', 1)
