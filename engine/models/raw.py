@@ -24,7 +24,6 @@ from pydantic import GetCoreSchemaHandler, WithJsonSchema
 from pydantic_core import core_schema
 
 from engine import jsonfast
-from engine.jsonfast import fingerprint
 
 
 class UnreadableEvidence(Exception):  # noqa: N818 - a signal to the route, not an error
@@ -134,7 +133,7 @@ def object_key(obj: EvidenceDocument, *, sort_keys: bool = False) -> str | None:
     (``t`` against ``o``/``j`` prefixes): the same document read both ways is two entries."""
     if isinstance(obj, RawObject):
         return obj.digest
-    return fingerprint(obj, sort_keys=sort_keys)
+    return jsonfast.fingerprint(obj, sort_keys=sort_keys)
 
 
 __all__ = [
