@@ -7,6 +7,7 @@ process here; ``tests/api/test_serve_workers.py`` runs them as separate processe
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -25,6 +26,14 @@ from engine.models.inputs import InputDocumentV1
 from tests.conftest import POLICIES
 from tests.engines.test_opa import INPUT, _wait_for
 from tests.test_decision import PROVIDERS
+
+
+def _published_pid(host: OpaHost) -> int | None:
+    try:
+        pid = json.loads(host.published.read_bytes())["pid"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return int(pid)
 
 
 def _host(tmp_path: Path, opa: Path, policies: Path = POLICIES) -> OpaHost:
@@ -85,7 +94,9 @@ def test_a_restarted_opa_is_found_again_and_counted_once(host: OpaHost) -> None:
     try:
         old = host.engine.pid
         os.kill(old, signal.SIGKILL)
-        assert _wait_for(lambda: host.engine.pid != old and host.engine.healthy)
+        # The supervisor swaps in the new OPA, then publishes it: wait for the publication,
+        # not only the process (a worker reading the file in between still sees the old one).
+        assert _wait_for(lambda: _published_pid(host) not in (None, old) and host.engine.healthy)
         for worker in workers:
             assert worker.evaluate(INPUT).verdict is Verdict.ALLOW
         # Each worker exports its claimed restarts and /metrics sums them.
