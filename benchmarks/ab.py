@@ -12,7 +12,9 @@ review, paced). Printed per round: decisions/s, p50 and p99, the service's own C
 decision (without its OPA) and its OPA's; then per side the mean, and against the first
 side the median of the per-round ratios and the rounds ahead. ``--env-b KEY=VALUE`` sets a
 variable for the second side only (a setting under test, e.g.
-``RELEASEGATE_CPU_AFFINITY=auto`` with ``NEW`` equal to ``BASE``).
+``RELEASEGATE_CPU_AFFINITY=auto`` with ``NEW`` equal to ``BASE``); ``--python-b PATH``
+runs the second side on another interpreter (a virtualenv's ``python`` with the project
+installed: the same code on two Python versions).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Side:
     commit: str
     checkout: Path
     env: dict[str, str] = field(default_factory=dict)
+    python: str = sys.executable
     service: Service | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -133,6 +136,7 @@ def summarize(sides: list[Side], scenario: str) -> list[dict[str, Any]]:
             "rev": side.rev,
             "commit": side.commit,
             "env": side.env,
+            "python": side.python,
             "rounds": len(rows),
             "mean_per_s": round(statistics.fmean(r["per_s"] for r in rows), 1),
             "mean_p50_ms": round(statistics.fmean(r["p50_ms"] for r in rows), 3),
@@ -189,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--rate", type=float, default=100.0, help="admission: requests/s")
     parser.add_argument("--env-b", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--python-b", default=sys.executable, metavar="PATH")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.concurrency is None:
@@ -197,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-ab-")))
         sides = []
-        for label, rev, extra in (("A", args.base, {}), ("B", args.new, _parse_env(args.env_b))):
+        for label, rev, extra, python in (
+            ("A", args.base, {}, sys.executable),
+            ("B", args.new, _parse_env(args.env_b), args.python_b),
+        ):
             path, commit = stack.enter_context(checkout(rev, workdir))
-            sides.append(Side(label, rev, commit, path, env={**tools, **extra}))
+            sides.append(Side(label, rev, commit, path, env={**tools, **extra}, python=python))
         body = request_body()
         digest = json.loads(body)["artifact"]["digest"]
         review = json.dumps(admission_review(digest, str(uuid.uuid4())), separators=(",", ":"))
@@ -210,13 +218,15 @@ def main(argv: list[str] | None = None) -> int:
         for side in sides:
             svc = start_service(
                 workdir / f"state-{side.label}", env=side.env, roles=("ci", "admission"),
-                repo=side.checkout,
+                repo=side.checkout, python=side.python,
             )  # fmt: skip
             stack.callback(svc.stop)
             side.service = svc
             _decide_once(svc, body)  # warm, and the prior allow admission needs
+        other_python = args.python_b != sys.executable
         print(f"A: {args.base} ({sides[0].commit[:12]})  B: {args.new} ({sides[1].commit[:12]})"
-              f"{'  env B: ' + ' '.join(args.env_b) if args.env_b else ''}")  # fmt: skip
+              f"{'  env B: ' + ' '.join(args.env_b) if args.env_b else ''}"
+              f"{'  python B: ' + args.python_b if other_python else ''}")  # fmt: skip
         print(f"{args.scenario}: {args.rounds} rounds, order swapped every round")
         for i in range(args.rounds):
             for side in sides if i % 2 == 0 else sides[::-1]:

@@ -224,10 +224,11 @@ def create_token(
     env: dict[str, str] | None = None,
     *,
     repo: Path = REPO,
+    python: str = sys.executable,
 ) -> str:
     """``releasegate token create`` (of the checkout ``repo``); returns the token."""
     out = subprocess.run(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "engine.adapters.cli", "token", "create",
+        [python, "-m", "engine.adapters.cli", "token", "create",
          "--state-dir", str(state_dir), "--subject", subject, "--role", role,
          "--format", "json"],
         capture_output=True, text=True, check=True, cwd=repo, env=_clean_env(env or {}),
@@ -299,19 +300,22 @@ def start_service(
     roles: tuple[str, ...] = ("ci",),
     workers: int = 1,
     repo: Path = REPO,
+    python: str = sys.executable,
 ) -> Service:
     """Tokens first (CLI), then ``releasegate serve [--workers N]`` on a free port; waits.
 
     ``repo``: the checkout whose code runs (``python -m engine...`` from that directory:
-    another revision's worktree, for ``benchmarks.ab``)."""
+    another revision's worktree, for ``benchmarks.ab``); ``python``: the interpreter that
+    runs it (a virtualenv with the project installed)."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tokens = {
-        role: create_token(state_dir, f"bench-{role}", role, env, repo=repo) for role in roles
+        role: create_token(state_dir, f"bench-{role}", role, env, repo=repo, python=python)
+        for role in roles
     }
     port = free_port()
     log = (state_dir.parent / f"serve-{port}.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "engine.adapters.cli", "serve",
+        [python, "-m", "engine.adapters.cli", "serve",
          "--state-dir", str(state_dir), "--port", str(port), "--workers", str(workers)],
         stdout=log, stderr=subprocess.STDOUT, cwd=repo, env=_clean_env(env or {}),
     )  # fmt: skip

@@ -60,12 +60,27 @@ def test_a_revision_against_the_working_tree(tmp_path: Path) -> None:
 
 
 @pytest.mark.opa
-def test_admission_with_a_setting_on_one_side(tmp_path: Path) -> None:
-    doc = _ab(tmp_path, ".", "--scenario", "admission", "--env-b", "RELEASEGATE_LOG_LEVEL=warning")
+def test_admission_with_a_setting_and_an_interpreter_on_one_side(tmp_path: Path) -> None:
+    # The second side's interpreter: this one behind a wrapper that notes each start.
+    starts = tmp_path / "starts"
+    wrapper = tmp_path / "python-b"
+    wrapper.write_text(f'#!/bin/sh\necho "$2 $3" >> {starts}\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    doc = _ab(
+        tmp_path, ".", "--scenario", "admission", "--env-b", "RELEASEGATE_LOG_LEVEL=warning",
+        "--python-b", str(wrapper),
+    )  # fmt: skip
     a, b = doc["summary"]
     assert doc["scenario"] == "admission"
     assert "RELEASEGATE_LOG_LEVEL" not in a["env"]
     assert b["env"]["RELEASEGATE_LOG_LEVEL"] == "warning"
+    assert (a["python"], b["python"]) == (sys.executable, str(wrapper))
+    # B's two tokens and its service, and nothing of A's, ran on the wrapper.
+    assert sorted(starts.read_text().splitlines()) == [
+        "engine.adapters.cli serve",
+        "engine.adapters.cli token",
+        "engine.adapters.cli token",
+    ]
     assert "median_p99_ratio" in b and "median_p99_ratio" not in a
     assert all(r["ok"] == 8 for r in doc["rounds"]["B"])
 
