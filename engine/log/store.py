@@ -16,7 +16,8 @@ compiled, on the driver's cursor). Appends are serialized:
   so several processes or replicas yield one sequence.
 
 ``append`` returns only after the commit (the record is durable); any database failure
-raises :class:`StoreError` and nothing of the batch is visible.
+raises :class:`StoreError` and nothing of the batch is visible. On SQLite no commit
+checkpoints the write-ahead log: a thread of the store does (:mod:`engine.log.wal`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from engine.log.canonical import ZERO_HASH
 from engine.log.filelock import ProcessWriteLock, sqlite_lock_path
 from engine.log.loop_commit import LoopGroupCommit
 from engine.log.merkle import NodeKey
+from engine.log.wal import EVERY_COMMITS, IDLE_S, WalCheckpointer
 from engine.log.writer import Batch, GroupCommitWriter, NodeFetch, RecordDraft, Sealer
 from engine.sqldriver import DriverStatement
 
@@ -147,11 +149,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _entry: ConnectionPoolEntry) -> None:
     cur.close()
 
 
-def _sqlite_engine(url: str, *, begin: str) -> Engine:
+def _sqlite_writer_pragmas(dbapi_conn: Any, entry: ConnectionPoolEntry) -> None:
+    _sqlite_pragmas(dbapi_conn, entry)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA wal_autocheckpoint=0")  # the WalCheckpointer's thread checkpoints
+    cur.close()
+
+
+def _sqlite_engine(url: str, *, begin: str, writer: bool = False) -> Engine:
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 10}, **SQLITE_POOL
     )
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_writer_pragmas if writer else _sqlite_pragmas)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -178,13 +187,27 @@ class _Transaction:
 class SqlRecordStore:
     """:class:`RecordStore` over SQLite or PostgreSQL (SQLAlchemy Core)."""
 
-    def __init__(self, url: str, *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_batch: int = 512,
+        checkpoint_every: int = EVERY_COMMITS,
+        checkpoint_idle_s: float = IDLE_S,
+    ) -> None:
         with map_errors(StoreError, "cannot open the decision log database"):
             self.is_sqlite = url.startswith("sqlite")
             self._process_lock = ProcessWriteLock(sqlite_lock_path(url))
+            self.checkpointer: WalCheckpointer | None = None
+            """SQLite: the thread that checkpoints the write-ahead log (:mod:`engine.log.wal`)."""
             if self.is_sqlite:
-                self._write = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+                self._write = _sqlite_engine(url, begin="BEGIN IMMEDIATE", writer=True)
                 self._read = _sqlite_engine(url, begin="BEGIN")
+                self.checkpointer = WalCheckpointer(
+                    self._read.raw_connection,
+                    every_commits=checkpoint_every,
+                    idle_s=checkpoint_idle_s,
+                )
             else:
                 self._write = create_engine(url, pool_pre_ping=True, **POSTGRES_POOL)
                 self._read = self._write
@@ -234,7 +257,8 @@ class SqlRecordStore:
                 self._end(txn, commit=False)
                 raise
             self._end(txn, commit=True)
-            return batch
+        self._committed(batch)
+        return batch
 
     def try_begin(self) -> _Transaction | None:
         """The event loop's transaction, if the writer lock is free now: it never waits for
@@ -269,6 +293,11 @@ class SqlRecordStore:
             raise
         finally:
             self._process_lock.release()
+        self._committed(batch)
+
+    def _committed(self, batch: Batch) -> None:
+        if self.checkpointer is not None and batch.records:
+            self.checkpointer.committed()
 
     def abort(self, txn: _Transaction) -> None:
         """Roll back the event loop's transaction, release the lock."""
@@ -392,10 +421,12 @@ class SqlRecordStore:
             start = rows[-1][0] + 1
 
     def close(self) -> None:
-        """Stop the writers and dispose of the engines."""
+        """Stop the writers and the checkpoints, dispose of the engines."""
         if self._loop_commit is not None:
             self._loop_commit.close()
         self._writer.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self._write.dispose()
         if self._read is not self._write:
             self._read.dispose()
