@@ -121,6 +121,10 @@ def _load(side: Side, args: argparse.Namespace, files: dict[str, Path]) -> dict[
     )  # fmt: skip
 
 
+def _cores(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _service_ms(row: dict[str, Any]) -> float:
     return float(row["cpu_ms_per_req"]) - float(row["opa_cpu_ms_per_req"])
 
@@ -236,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"round {i + 1:>2} {side.label}  {row['per_s']:8.1f}/s  p50 "
                     f"{row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f} ms  service CPU "
-                    f"{_service_ms(row):.3f}  OPA {row['opa_cpu_ms_per_req']:.3f} ms",
+                    f"{_service_ms(row):.3f}  OPA {row['opa_cpu_ms_per_req']:.3f} ms  steal "
+                    f"{_cores(row.get('steal_cores'))}",
                     flush=True,
                 )
         summary = summarize(sides, args.scenario)

@@ -44,7 +44,8 @@ def _cores(value: float | None) -> str:
 def _row_table(rows: list[dict[str, Any]]) -> list[str]:
     head = (
         f"{'target':<28} {'run':>3} {'reqs':>6} {'ok/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'cpu ms/req':>10} {'opa ms/req':>10} {'gen ms/req':>10} {'others':>6}"
+        f"{'p99 ms':>8} {'cpu ms/req':>10} {'opa ms/req':>10} {'gen ms/req':>10} {'others':>6} "
+        f"{'steal':>5}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -52,7 +53,7 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{r['name']:<28} {r['run']:>3} {r['requests']:>6} {r['per_s']:>8} "
             f"{r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_req']:>10} "
             f"{r['opa_cpu_ms_per_req']:>10} {r['loadgen_cpu_ms_per_req']:>10} "
-            f"{_cores(r.get('other_cpu_cores')):>6}"
+            f"{_cores(r.get('other_cpu_cores')):>6} {_cores(r.get('steal_cores')):>5}"
         )
         bad = {k: v for k, v in r["statuses"].items() if k != "200"}
         if bad:
@@ -152,7 +153,8 @@ def render(name: str, result: dict[str, Any]) -> str:
     lines.append("cpu ms/req: service (+ its OPA) or OPA process CPU / requests; opa ms/req: "
                  "the OPA part of it; gen ms/req: load generator CPU / requests; others: "
                  "cores busy with other processes on this machine during the run "
-                 "(anything else running here, the benchmark's own bookkeeping)")  # fmt: skip
+                 "(anything else running here, the benchmark's own bookkeeping); steal: "
+                 "the part of it the hypervisor took from this virtual machine")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import REPO, TreeCpu, connections_per_process, machine_busy_seconds
+from benchmarks.procs import REPO, TreeCpu, connections_per_process, machine_stat_seconds
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -33,6 +33,7 @@ def summarize(
     *,
     opa_cpu_s: float = 0.0,
     machine_busy_s: float | None = None,
+    machine_steal_s: float | None = None,
     window_s: float | None = None,
 ) -> dict[str, Any]:
     """Merge the generators' raw results into one row of figures.
@@ -43,7 +44,9 @@ def summarize(
     generators spent is the load of other processes (``other_cpu_cores``, in cores). It is
     None for a run shorter than ``MIN_OTHERS_WINDOW_S``: every figure in the subtraction
     counts whole clock ticks, so a few ticks of rounding over a window of a few ticks gave
-    "2.61 cores" on a 2-core machine.
+    "2.61 cores" on a 2-core machine. ``machine_steal_s`` is the part of it the hypervisor
+    took (``steal_cores``: CPU the virtual machine was ready to use and did not get; inside
+    ``other_cpu_cores``), under the same rule.
     """
     latencies = sorted(x for r in raw for x in r["latencies_ms"])
     statuses: dict[str, int] = {}
@@ -73,6 +76,11 @@ def summarize(
         "other_cpu_cores": (
             round(max(0.0, machine_busy_s - target_cpu_s - gen_cpu) / window_s, 2)
             if machine_busy_s is not None and window_s and window_s >= MIN_OTHERS_WINDOW_S
+            else None
+        ),
+        "steal_cores": (
+            round(machine_steal_s / window_s, 2)
+            if machine_steal_s is not None and window_s and window_s >= MIN_OTHERS_WINDOW_S
             else None
         ),
         "first_error": next((r["first_error"] for r in raw if r["first_error"]), None),
@@ -136,7 +144,7 @@ def run_load(
     tree = TreeCpu(target_pid)
     # Every connection is open since the warm-up: which process of the target holds each.
     held = connections_per_process(tree.start(), port)
-    busy_before, started = machine_busy_seconds(), time.monotonic()
+    (busy_before, steal_before), started = machine_stat_seconds(), time.monotonic()
     for gen in gens:
         assert gen.stdin is not None
         gen.stdin.write("GO\n")
@@ -146,7 +154,8 @@ def run_load(
         assert gen.stdout is not None
         raw.append(json.loads(gen.stdout.readline()))
     tree.stop()
-    busy_s, window_s = machine_busy_seconds() - busy_before, time.monotonic() - started
+    busy_after, steal_after = machine_stat_seconds()
+    window_s = time.monotonic() - started
     for gen in gens:
         gen.wait()
     return summarize(
@@ -164,6 +173,7 @@ def run_load(
             "connections_per_process": sorted(held.values(), reverse=True),
         },
         opa_cpu_s=tree.named_s,
-        machine_busy_s=busy_s,
+        machine_busy_s=busy_after - busy_before,
+        machine_steal_s=steal_after - steal_before,
         window_s=window_s,
     )

@@ -129,6 +129,21 @@ def machine_busy_seconds() -> float:
     return busy_seconds(Path("/proc/stat").read_text())
 
 
+def steal_seconds(stat_text: str) -> float:
+    """CPU seconds this virtual machine's CPUs were ready to run while the host ran something
+    else (``steal`` of ``/proc/stat``'s ``cpu`` line; 0 on bare metal)."""
+    for line in stat_text.splitlines():
+        if line.startswith("cpu "):
+            return int(line.split()[8]) / CLK_TCK
+    raise ValueError("no aggregate 'cpu' line in /proc/stat")
+
+
+def machine_stat_seconds() -> tuple[float, float]:
+    """``(busy, steal)`` seconds of this machine now, from one read of ``/proc/stat``."""
+    text = Path("/proc/stat").read_text()
+    return busy_seconds(text), steal_seconds(text)
+
+
 def established_connections(port: int) -> set[int]:
     """Socket inodes of the established TCP connections whose local port is ``port``."""
     found: set[int] = set()

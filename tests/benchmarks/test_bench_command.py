@@ -23,7 +23,7 @@ ROW_KEYS = {
     "name", "run", "requests", "ok", "statuses", "elapsed_s", "per_s", "p50_ms", "p95_ms",
     "p99_ms", "max_ms", "target_cpu_s", "cpu_ms_per_req", "opa_cpu_ms_per_req", "loadgen_cpu_s",
     "loadgen_cpu_ms_per_req", "first_error", "concurrency", "rate", "loadgen_procs",
-    "other_cpu_cores",
+    "other_cpu_cores", "steal_cores",
 }  # fmt: skip
 
 
@@ -59,7 +59,7 @@ def _check_rows(rows: list[dict[str, Any]], names: set[str], requests: int) -> N
         assert row["per_s"] > 0 and row["cpu_ms_per_req"] >= 0
         assert 0 <= row["opa_cpu_ms_per_req"] <= row["cpu_ms_per_req"]
         # Runs of a few clock ticks are too short to tell what other processes took.
-        assert row["other_cpu_cores"] is None
+        assert row["other_cpu_cores"] is None and row["steal_cores"] is None
         if "OPA" in row["name"] and "releasegate" not in row["name"]:
             assert row["opa_cpu_ms_per_req"] == row["cpu_ms_per_req"]  # all of it is OPA
 

@@ -45,4 +45,15 @@ def test_a_window_of_a_few_ticks_gives_no_other_load_figure(window_s: float) -> 
 
 
 def test_no_machine_reading_gives_no_other_load_figure() -> None:
-    assert summarize("t", [_raw([1.0], 1.0, 0.0)], 0.1, {})["other_cpu_cores"] is None
+    row = summarize("t", [_raw([1.0], 1.0, 0.0)], 0.1, {})
+    assert row["other_cpu_cores"] is None and row["steal_cores"] is None
+
+
+def test_steal_is_reported_in_cores_under_the_same_window_rule() -> None:
+    raw = [_raw([1.0, 2.0], 10.0, 0.5)]
+    row = summarize("t", raw, 8.0, {}, machine_busy_s=12.0, machine_steal_s=1.5, window_s=10.0)
+    assert row["steal_cores"] == pytest.approx(0.15)
+    assert row["other_cpu_cores"] == pytest.approx(0.35)  # the steal is inside it
+    short = summarize("t", raw, 0.01, {}, machine_busy_s=0.08, machine_steal_s=0.01,
+                      window_s=MIN_OTHERS_WINDOW_S / 2)  # fmt: skip
+    assert short["steal_cores"] is None

@@ -19,8 +19,10 @@ from benchmarks.procs import (
     cpu_by_process,
     cpu_seconds,
     machine_busy_seconds,
+    machine_stat_seconds,
     named,
     process_tree,
+    steal_seconds,
 )
 
 
@@ -120,6 +122,17 @@ def test_busy_seconds_counts_every_state_but_idle_and_iowait() -> None:
     assert counted == busy / CLK_TCK
     with pytest.raises(ValueError, match="cpu"):
         busy_seconds("intr 1 2 3\n")
+
+
+def test_steal_is_the_eighth_state_of_the_cpu_line() -> None:
+    assert steal_seconds(PROC_STAT) == 3469 / CLK_TCK
+    with pytest.raises(ValueError, match="cpu"):
+        steal_seconds("cpu0 1 2 3 4 5 6 7 8\n")
+
+
+def test_busy_and_steal_come_from_one_reading() -> None:
+    busy, steal = machine_stat_seconds()
+    assert 0 <= steal <= busy <= machine_busy_seconds()
 
 
 def test_this_machine_is_busy_for_part_of_its_time() -> None:
