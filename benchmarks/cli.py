@@ -154,7 +154,7 @@ def render(name: str, result: dict[str, Any]) -> str:
                  "the OPA part of it; gen ms/req: load generator CPU / requests; others: "
                  "cores busy with other processes on this machine during the run "
                  "(anything else running here, the benchmark's own bookkeeping); steal: "
-                 "the part of it the hypervisor took from this virtual machine")  # fmt: skip
+                 "cores the hypervisor took from this virtual machine")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -44,9 +44,10 @@ def summarize(
     generators spent is the load of other processes (``other_cpu_cores``, in cores). It is
     None for a run shorter than ``MIN_OTHERS_WINDOW_S``: every figure in the subtraction
     counts whole clock ticks, so a few ticks of rounding over a window of a few ticks gave
-    "2.61 cores" on a 2-core machine. ``machine_steal_s`` is the part of it the hypervisor
-    took (``steal_cores``: CPU the virtual machine was ready to use and did not get; inside
-    ``other_cpu_cores``), under the same rule.
+    "2.61 cores" on a 2-core machine. ``machine_steal_s`` is what the hypervisor took
+    (``steal_cores``: CPU the virtual machine was ready to use and did not get; counted in
+    the machine's busy time, so in ``other_cpu_cores`` as far as the processes' own
+    accounting leaves it out), under the same rule.
     """
     latencies = sorted(x for r in raw for x in r["latencies_ms"])
     statuses: dict[str, int] = {}

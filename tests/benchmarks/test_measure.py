@@ -53,7 +53,7 @@ def test_steal_is_reported_in_cores_under_the_same_window_rule() -> None:
     raw = [_raw([1.0, 2.0], 10.0, 0.5)]
     row = summarize("t", raw, 8.0, {}, machine_busy_s=12.0, machine_steal_s=1.5, window_s=10.0)
     assert row["steal_cores"] == pytest.approx(0.15)
-    assert row["other_cpu_cores"] == pytest.approx(0.35)  # the steal is inside it
+    assert row["other_cpu_cores"] == pytest.approx(0.35)  # busy time counts the steal
     short = summarize("t", raw, 0.01, {}, machine_busy_s=0.08, machine_steal_s=0.01,
                       window_s=MIN_OTHERS_WINDOW_S / 2)  # fmt: skip
     assert short["steal_cores"] is None
