@@ -4,8 +4,9 @@ SQLite's default is an *automatic* checkpoint: the connection whose COMMIT takes
 write-ahead log past 1,000 pages copies the log's pages into the database file and syncs it,
 before that COMMIT returns. On the decision log that is about one commit in 80 (a commit of
 one record with its indexes, Merkle nodes and head writes 12-13 pages, of five records 20),
-and that commit, with every decision waiting on it, took 12-19 ms instead of 3 (appends
-paced at 200/s, ``docs/benchmarks.md``, round 14): the slowest percent of admissions.
+and the checkpoint takes 2-3 ms (1.8-6.6 ms measured, ``docs/benchmarks.md``, round 14),
+which that commit and every decision waiting on it paid: at 100 admissions/s, one in 80
+lands in the slowest percent.
 
 So the log's writing connections turn the automatic checkpoint off
 (``PRAGMA wal_autocheckpoint=0``), and :class:`WalCheckpointer` runs the same checkpoint
