@@ -37,6 +37,22 @@ ISSUE_PARTS = {
 """The part costs issue 9 quotes, next to the stage they correspond to (ms)."""
 
 
+STEAL_NOTE_CORES = 0.05
+"""Runs with at least this much CPU taken by the hypervisor get a note under their table."""
+
+
+def _steal_note(rows: list[dict[str, Any]]) -> list[str]:
+    stolen = [r for r in rows if (r.get("steal_cores") or 0.0) >= STEAL_NOTE_CORES]
+    if not stolen:
+        return []
+    which = ", ".join(f"{r['name']} run {r['run']} ({r['steal_cores']:.2f})" for r in stolen)
+    return [
+        f"note: the hypervisor took >= {STEAL_NOTE_CORES} cores during {len(stolen)} of "
+        f"{len(rows)} runs: {which}; their rates and tails say as much about the host as "
+        "about the code"
+    ]
+
+
 def _cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -129,7 +145,10 @@ def render(name: str, result: dict[str, Any]) -> str:
         lines.append(f"paced at {result['rate']} requests/s; latency from the scheduled send")
     if name == "stages":
         return "\n".join(lines + _stage_table(result))
-    lines += _log_table(result["runs"]) if name == "log" else _row_table(result["runs"])
+    if name == "log":
+        lines += _log_table(result["runs"])
+    else:
+        lines += _row_table(result["runs"]) + _steal_note(result["runs"])
     if "ratio_releasegate_to_bare_opa" in result:
         ratio = result["ratio_releasegate_to_bare_opa"]
         lines.append(f"releasegate / bare OPA throughput: {ratio}")

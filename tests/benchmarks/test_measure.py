@@ -57,3 +57,24 @@ def test_steal_is_reported_in_cores_under_the_same_window_rule() -> None:
     short = summarize("t", raw, 0.01, {}, machine_busy_s=0.08, machine_steal_s=0.01,
                       window_s=MIN_OTHERS_WINDOW_S / 2)  # fmt: skip
     assert short["steal_cores"] is None
+
+
+def test_runs_the_hypervisor_took_cpu_from_are_named_under_their_table() -> None:
+    from benchmarks.cli import STEAL_NOTE_CORES, render
+
+    def run(name: str, number: int, steal_s: float) -> dict[str, Any]:
+        row = summarize(name, [_raw([1.0, 2.0], 10.0, 0.5)], 8.0, {"concurrency": 16},
+                        machine_busy_s=12.0, machine_steal_s=steal_s, window_s=10.0)  # fmt: skip
+        return dict(row, run=number)
+
+    quiet = [run("bare OPA", 1, 0.1), run("bare OPA", 2, 0.0)]
+    assert "note: the hypervisor" not in render("cold", {"runs": quiet})
+    stolen_s = STEAL_NOTE_CORES * 10.0 * 5.6  # 0.28 cores over the 10 s window
+    text = render("cold", {"runs": [*quiet, run("releasegate", 1, stolen_s)]})
+    assert "steal" in text.splitlines()[1]  # the table's column
+    note = [line for line in text.splitlines() if line.startswith("note: the hypervisor")]
+    assert note == [
+        f"note: the hypervisor took >= {STEAL_NOTE_CORES} cores during 1 of 3 runs: "
+        "releasegate run 1 (0.28); their rates and tails say as much about the host as "
+        "about the code"
+    ]
