@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cli import format_cores
 from benchmarks.measure import run_load
 from benchmarks.procs import REPO, Service, start_service
 from benchmarks.scenarios import (
@@ -119,10 +120,6 @@ def _load(side: Side, args: argparse.Namespace, files: dict[str, Path]) -> dict[
         requests=args.requests, duration=None if args.requests else args.duration,
         expect_text=ALLOW,
     )  # fmt: skip
-
-
-def _cores(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 def _service_ms(row: dict[str, Any]) -> float:
@@ -241,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"round {i + 1:>2} {side.label}  {row['per_s']:8.1f}/s  p50 "
                     f"{row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f} ms  service CPU "
                     f"{_service_ms(row):.3f}  OPA {row['opa_cpu_ms_per_req']:.3f} ms  steal "
-                    f"{_cores(row.get('steal_cores'))}",
+                    f"{format_cores(row.get('steal_cores'))}",
                     flush=True,
                 )
         summary = summarize(sides, args.scenario)

@@ -53,7 +53,8 @@ def _steal_note(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _cores(value: float | None) -> str:
+def format_cores(value: float | None) -> str:
+    """A figure in cores, ``-`` when there is none."""
     return "-" if value is None else f"{value:.2f}"
 
 
@@ -69,7 +70,7 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{r['name']:<28} {r['run']:>3} {r['requests']:>6} {r['per_s']:>8} "
             f"{r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_req']:>10} "
             f"{r['opa_cpu_ms_per_req']:>10} {r['loadgen_cpu_ms_per_req']:>10} "
-            f"{_cores(r.get('other_cpu_cores')):>6} {_cores(r.get('steal_cores')):>5}"
+            f"{format_cores(r.get('other_cpu_cores')):>6} {format_cores(r.get('steal_cores')):>5}"
         )
         bad = {k: v for k, v in r["statuses"].items() if k != "200"}
         if bad:

@@ -115,12 +115,15 @@ def busy_seconds(stat_text: str) -> float:
     user + nice + system + irq + softirq + steal (guest time is inside user); idle and
     iowait are waiting. Every process on the machine counts, the benchmark's or not.
     """
+    user, nice, system, _idle, _iowait, irq, softirq, steal = _cpu_states(stat_text)
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def _cpu_states(stat_text: str) -> list[int]:
+    """The first eight states of ``/proc/stat``'s aggregate ``cpu`` line, in ticks."""
     for line in stat_text.splitlines():
         if line.startswith("cpu "):
-            user, nice, system, _idle, _iowait, irq, softirq, steal = (
-                int(v) for v in line.split()[1:9]
-            )
-            return (user + nice + system + irq + softirq + steal) / CLK_TCK
+            return [int(v) for v in line.split()[1:9]]
     raise ValueError("no aggregate 'cpu' line in /proc/stat")
 
 
@@ -132,10 +135,7 @@ def machine_busy_seconds() -> float:
 def steal_seconds(stat_text: str) -> float:
     """CPU seconds this virtual machine's CPUs were ready to run while the host ran something
     else (``steal`` of ``/proc/stat``'s ``cpu`` line; 0 on bare metal)."""
-    for line in stat_text.splitlines():
-        if line.startswith("cpu "):
-            return int(line.split()[8]) / CLK_TCK
-    raise ValueError("no aggregate 'cpu' line in /proc/stat")
+    return _cpu_states(stat_text)[7] / CLK_TCK
 
 
 def machine_stat_seconds() -> tuple[float, float]:
