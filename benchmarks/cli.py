@@ -59,15 +59,16 @@ def format_cores(value: float | None) -> str:
 
 
 def _row_table(rows: list[dict[str, Any]]) -> list[str]:
+    width = max([28, *(len(r["name"]) for r in rows)])
     head = (
-        f"{'target':<28} {'run':>3} {'reqs':>6} {'ok/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'target':<{width}} {'run':>3} {'reqs':>6} {'ok/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'p99 ms':>8} {'cpu ms/req':>10} {'opa ms/req':>10} {'gen ms/req':>10} {'others':>6} "
         f"{'steal':>5}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['name']:<28} {r['run']:>3} {r['requests']:>6} {r['per_s']:>8} "
+            f"{r['name']:<{width}} {r['run']:>3} {r['requests']:>6} {r['per_s']:>8} "
             f"{r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_req']:>10} "
             f"{r['opa_cpu_ms_per_req']:>10} {r['loadgen_cpu_ms_per_req']:>10} "
             f"{format_cores(r.get('other_cpu_cores')):>6} {format_cores(r.get('steal_cores')):>5}"

@@ -113,6 +113,11 @@ PACED_OPA = "bare OPA, paced at releasegate's rate"
 AFFINITY_ROW = "releasegate, cpu_affinity auto"
 """Scenario 1's one-process service with ``cpu_affinity = auto`` (when there are 2+ CPUs)."""
 ALLOW = '"verdict":"allow"'
+ADMISSION_OPA = "bare OPA, admission input"
+"""Scenario 2's baseline: OPA evaluating the document the service built for an admission."""
+OPA_FLOOR = "bare OPA GET /health"
+"""Scenario 2's second floor: OPA's own empty health check at the same rate."""
+EVALUATE = "/v1/data/releasegate/decision"
 ADMITTED = '"allowed":true'
 
 
@@ -151,7 +156,7 @@ def core(opts: Options) -> dict[str, Any]:
     targets: list[Target] = []
     stack: list[Any] = []
     decide = "/v1/decisions"
-    evaluate = "/v1/data/releasegate/decision"
+    evaluate = EVALUATE
     try:
         svc = start_service(opts.workdir / "core-sqlite", roles=("ci",))
         stack.append(svc)
@@ -314,23 +319,39 @@ def admission_review(digest: str, uid: str) -> dict[str, Any]:
     }
 
 
+def _admission_input(svc: Service, answer: dict[str, Any]) -> bytes:
+    """``{"input": doc}`` of the admission that ``answer`` reports, read back from its record."""
+    from engine.adapters.admission import DECISION_ID_ANNOTATION
+
+    decision_id = answer["response"]["auditAnnotations"][DECISION_ID_ANNOTATION]
+    status, record = svc.call("GET", f"/v1/decisions/{decision_id}", None, "auditor")
+    if status != 200:
+        raise RuntimeError(f"admission record {decision_id}: HTTP {status}: {str(record)[:300]}")
+    return json.dumps({"input": record["input"]}, separators=(",", ":")).encode()
+
+
 def admission(opts: Options) -> dict[str, Any]:
     """Scenario 2: ``POST /v1/admission/staging`` paced at a fixed rate, a prior allow exists."""
     body = request_body()
     digest = json.loads(body)["artifact"]["digest"]
     review = json.dumps(admission_review(digest, str(uuid.uuid4())), separators=(",", ":"))
     review_file = _write(opts.workdir, "admission-review.json", review.encode())
-    svc = start_service(opts.workdir / "admission", roles=("ci", "admission"))
+    stack: list[Any] = []
     try:
+        svc = start_service(opts.workdir / "admission", roles=("ci", "admission", "auditor"))
+        stack.append(svc)
         prior = _decide_once(svc, body)
         path = f"/v1/admission/{ENVIRONMENT}"
         status, answer = svc.call("POST", path, review.encode(), "admission")
         if status != 200 or not answer.get("response", {}).get("allowed"):
             raise RuntimeError(f"admission warm-up: HTTP {status}: {str(answer)[:300]}")
+        opa_input = _admission_input(svc, answer)
+        opa_file = _write(opts.workdir, "admission-opa-input.json", opa_input)
         duration = opts.duration or 10.0
         requests = opts.requests or int(opts.admission_rate * duration)
         empty_file = _write(opts.workdir, "empty", b"")
-        # The stack's own round trip at the same rate (the floor of any answer's latency).
+        bare = start_opa(opts.workdir, console_log=False)
+        stack.append(bare)
         targets = [
             Target(
                 "releasegate admission",
@@ -340,7 +361,12 @@ def admission(opts: Options) -> dict[str, Any]:
                 _auth(svc, "admission"),
                 expect_text=ADMITTED,
             ),
+            # The stack's own round trip at the same rate (the floor of any answer's latency).
             Target(FLOOR, svc, "/healthz", empty_file, method="GET"),
+            # The reference engine alone at the same rate: the admission's input document
+            # (as the service built it for the warm-up review), and OPA's empty health check.
+            Target(ADMISSION_OPA, bare, EVALUATE, opa_file, expect_text=ALLOW),
+            Target(OPA_FLOOR, bare, "/health", empty_file, method="GET"),
         ]
         runs = _rounds(
             targets,
@@ -352,9 +378,11 @@ def admission(opts: Options) -> dict[str, Any]:
             loadgen_procs=1,
         )
     finally:
-        svc.stop()
+        for item in reversed(stack):
+            item.stop()
     return {
         "request_bytes": len(review),
+        "opa_input_bytes": len(opa_input),
         "prior_decision_id": prior["decision_id"],
         "rate": opts.admission_rate,
         "runs": runs,
