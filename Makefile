@@ -4,7 +4,9 @@
 #   make test   install what the tests need (incl. Prometheus and PostgreSQL from apt) and run
 #               the whole suite: lint, typing, policy checks, Rego tests, pytest
 SHELL := /bin/bash
-PYTHON ?= python3
+# The interpreter the virtualenv is made from: the distribution's python3 when it is >= 3.11
+# (built with PGO and LTO), else python3 from PATH; RELEASEGATE_PYTHON or PYTHON= overrides.
+PYTHON ?= $(shell bash scripts/pick-python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
 RG := $(BIN)/releasegate

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"releasegate benchmark {started:%Y-%m-%d %H:%M:%S}Z  nproc {machine['nproc']}  "
         f"load average {' '.join(f'{x:.2f}' for x in machine['loadavg_start'])}  "
-        f"{machine['cpu_model']}  Python {machine['python']}",
+        f"{machine['cpu_model']}  Python {machine['python']} ({machine['python_executable']})",
         flush=True,
     )
     print(

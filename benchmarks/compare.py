@@ -227,11 +227,11 @@ def _header(label: str, path: Path, doc: dict[str, Any]) -> str:
 
 
 def machine_differences(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """What differs between the two machines (nproc, CPU model, Python, kernel)."""
+    """What differs between the two machines (nproc, CPU model, Python and its build, kernel)."""
     old, fresh = base.get("machine") or {}, new.get("machine") or {}
     return [
         f"{key} {old.get(key)} -> {fresh.get(key)}"
-        for key in ("nproc", "cpu_model", "python", "kernel")
+        for key in ("nproc", "cpu_model", "python", "python_executable", "kernel")
         if old.get(key) != fresh.get(key)
     ]
 

@@ -33,7 +33,9 @@ def free_port() -> int:
 
 
 def machine_info() -> dict[str, Any]:
-    """nproc, load average, CPU model, Python and kernel (the header of every run)."""
+    """nproc, load average, CPU model, Python (and which interpreter: the same version runs
+    17 % apart between two builds here, docs/benchmarks.md round 15) and kernel (the header
+    of every run)."""
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -47,6 +49,7 @@ def machine_info() -> dict[str, Any]:
         "loadavg_start": list(os.getloadavg()),
         "cpu_model": model,
         "python": platform.python_version(),
+        "python_executable": os.path.realpath(sys.executable),
         "kernel": platform.release(),
         "clk_tck": CLK_TCK,
     }
