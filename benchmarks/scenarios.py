@@ -327,6 +327,8 @@ def _admission_input(svc: Service, answer: dict[str, Any]) -> bytes:
     status, record = svc.call("GET", f"/v1/decisions/{decision_id}", None, "auditor")
     if status != 200:
         raise RuntimeError(f"admission record {decision_id}: HTTP {status}: {str(record)[:300]}")
+    if record.get("masked"):  # a masked copy is not the document OPA evaluated
+        raise RuntimeError(f"admission record {decision_id} is masked: {record['masked']}")
     return json.dumps({"input": record["input"]}, separators=(",", ":")).encode()
 
 
