@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RG := $(BIN)/releasegate
 
-.PHONY: demo test venv venv-test opa test-deps lint policy-check pytest bundle schema bench clean
+.PHONY: demo test venv venv-test venv-origin opa test-deps lint policy-check pytest bundle schema bench clean
 
 demo: venv opa
 	@bash scripts/demo.sh
@@ -22,10 +22,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-venv: $(BIN)/python
+# An existing virtualenv is kept; say so when it was made from another interpreter.
+REAL_PYTHON := import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+venv-origin: $(BIN)/python
+	@made=$$($(BIN)/python -c '$(REAL_PYTHON)'); want=$$($(PYTHON) -c '$(REAL_PYTHON)'); \
+	if [ "$$made" != "$$want" ]; then \
+		echo "note: $(VENV) was made from $$made, not $$want (scripts/pick-python.sh);" \
+			"rm -rf $(VENV) to remake it" >&2; \
+	fi
+
+venv: $(BIN)/python venv-origin
 	$(BIN)/pip install --quiet -e .
 
-venv-test: $(BIN)/python
+venv-test: $(BIN)/python venv-origin
 	$(BIN)/pip install --quiet -e '.[test,lint,postgres]'
 
 opa:
