@@ -33,9 +33,9 @@ def free_port() -> int:
 
 
 def machine_info() -> dict[str, Any]:
-    """nproc, load average, CPU model, Python (and which interpreter: the same version runs
-    17 % apart between two builds here, docs/benchmarks.md round 15) and kernel (the header
-    of every run)."""
+    """nproc, load average, CPU model, Python (and which interpreter: the same service did
+    9-17 % more decisions/s on one build of 3.11 than on another here, docs/benchmarks.md
+    round 15) and kernel (the header of every run)."""
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -14,6 +14,7 @@ from typing import Any
 from benchmarks.measure import run_load
 from benchmarks.procs import REPO, Service, start_opa, start_service
 from engine.affinity import plan_for, usable_cpus
+from engine.engines.base import DECISION_PATH
 from engine.log.scratch_db import scratch_database
 
 REQUEST_FILE = REPO / "examples" / "requests" / "allow.json"
@@ -117,7 +118,8 @@ ADMISSION_OPA = "bare OPA, admission input"
 """Scenario 2's baseline: OPA evaluating the document the service built for an admission."""
 OPA_FLOOR = "bare OPA GET /health"
 """Scenario 2's second floor: OPA's own empty health check at the same rate."""
-EVALUATE = "/v1/data/releasegate/decision"
+EVALUATE = f"/v1/data/{DECISION_PATH}"
+"""What the bare OPA baselines are sent: the service's own entrypoint, over the Data API."""
 ADMITTED = '"allowed":true'
 
 
@@ -156,7 +158,6 @@ def core(opts: Options) -> dict[str, Any]:
     targets: list[Target] = []
     stack: list[Any] = []
     decide = "/v1/decisions"
-    evaluate = EVALUATE
     try:
         svc = start_service(opts.workdir / "core-sqlite", roles=("ci",))
         stack.append(svc)
@@ -214,16 +215,16 @@ def core(opts: Options) -> dict[str, Any]:
             )
         bare = start_opa(opts.workdir, console_log=False)
         stack.append(bare)
-        targets.append(Target("bare OPA", bare, evaluate, opa_file, expect_text=ALLOW))
+        targets.append(Target("bare OPA", bare, EVALUATE, opa_file, expect_text=ALLOW))
         # The same OPA at the rate releasegate reached in the round: what one evaluation
         # costs OPA when it is not saturated, as the service's own OPA never is.
         targets.append(
-            Target(PACED_OPA, bare, evaluate, opa_file, expect_text=ALLOW, paced_like=SERVICE_ROW)
+            Target(PACED_OPA, bare, EVALUATE, opa_file, expect_text=ALLOW, paced_like=SERVICE_ROW)
         )
         logged = start_opa(opts.workdir, console_log=True)
         stack.append(logged)
         targets.append(
-            Target("OPA + console decision log", logged, evaluate, opa_file, expect_text=ALLOW)
+            Target("OPA + console decision log", logged, EVALUATE, opa_file, expect_text=ALLOW)
         )
         runs = _rounds(
             targets,

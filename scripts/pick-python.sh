@@ -9,8 +9,8 @@
 # official python Docker images the Dockerfile starts from, with profile-guided and link-time
 # optimization; version managers such as pyenv and a plain ./configure build without either
 # unless asked. On this project's benchmark machine the same service on the same packages did
-# 17 % more decisions/s on Debian's python3.11 than on a pyenv-built 3.11 found first on PATH
-# (docs/benchmarks.md, round 15).
+# 9-17 % more decisions/s on Debian's python3.11 than on a pyenv-built 3.11 found first on
+# PATH (docs/benchmarks.md, round 15).
 set -euo pipefail
 
 usable() {
