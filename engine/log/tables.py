@@ -28,10 +28,14 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# On SQLite a column declared exactly ``INTEGER PRIMARY KEY`` is the table's rowid: the
+# records are stored in ``idx`` order and no separate index on ``idx`` is kept.
+LOG_INDEX = BigInteger().with_variant(Integer(), "sqlite")
+
 records = Table(
     "log_records",
     metadata,
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("idx", LOG_INDEX, primary_key=True, autoincrement=False),
     Column("decision_id", String(64), nullable=False, unique=True),
     Column("ts", String(32), nullable=False),
     Column("service", String(1024), nullable=False),
@@ -54,6 +58,7 @@ reasons = Table(
     metadata,
     Column("code", String(128), primary_key=True),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 nodes = Table(
@@ -62,6 +67,7 @@ nodes = Table(
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
+    sqlite_with_rowid=False,
 )
 
 head = Table(
