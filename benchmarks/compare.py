@@ -169,6 +169,10 @@ def figures_of(doc: dict[str, Any]) -> Figures:
                 if not (paced and key == "per_s"):
                     _add(figures, (scenario, str(run.get("name")), label), run.get(key), higher)
         _add_ratios(figures, scenario, runs)
+        for row in (r for r in result.get("commit_floor", []) if isinstance(r, dict)):
+            for key, label, higher in ROW_METRICS:  # scenario 2's disk floor, paced too
+                if key != "per_s":
+                    _add(figures, (scenario, str(row.get("name")), label), row.get(key), higher)
     return figures
 
 

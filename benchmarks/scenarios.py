@@ -320,8 +320,8 @@ def admission_review(digest: str, uid: str) -> dict[str, Any]:
     }
 
 
-def _admission_input(svc: Service, answer: dict[str, Any]) -> bytes:
-    """``{"input": doc}`` of the admission that ``answer`` reports, read back from its record."""
+def _admission_record(svc: Service, answer: dict[str, Any]) -> dict[str, Any]:
+    """The record of the admission that ``answer`` reports, read back by an auditor."""
     from engine.adapters.admission import DECISION_ID_ANNOTATION
 
     decision_id = answer["response"]["auditAnnotations"][DECISION_ID_ANNOTATION]
@@ -330,7 +330,20 @@ def _admission_input(svc: Service, answer: dict[str, Any]) -> bytes:
         raise RuntimeError(f"admission record {decision_id}: HTTP {status}: {str(record)[:300]}")
     if record.get("masked"):  # a masked copy is not the document OPA evaluated
         raise RuntimeError(f"admission record {decision_id} is masked: {record['masked']}")
-    return json.dumps({"input": record["input"]}, separators=(",", ":")).encode()
+    return dict(record)
+
+
+def _commit_floor(opts: Options, record_file: Path, requests: int, run: int) -> dict[str, Any]:
+    """``python -m engine.log.commit_floor``: the admission record's durable commit alone, at
+    the admission rate, in a log on the same disk as the service's (``engine/log``)."""
+    out = opts.workdir / f"commit-floor-{run}.json"
+    argv = [sys.executable, "-m", "engine.log.commit_floor", str(record_file), "--json", str(out)]
+    argv += ["--state-dir", str(opts.workdir / f"commit-floor-{run}")]
+    argv += ["--rate", str(opts.admission_rate), "--count", str(requests)]
+    subprocess.run(argv, check=True, cwd=REPO, capture_output=True)  # noqa: S603
+    row: dict[str, Any] = json.loads(out.read_text())
+    row["run"] = run
+    return row
 
 
 def admission(opts: Options) -> dict[str, Any]:
@@ -348,7 +361,9 @@ def admission(opts: Options) -> dict[str, Any]:
         status, answer = svc.call("POST", path, review.encode(), "admission")
         if status != 200 or not answer.get("response", {}).get("allowed"):
             raise RuntimeError(f"admission warm-up: HTTP {status}: {str(answer)[:300]}")
-        opa_input = _admission_input(svc, answer)
+        record = _admission_record(svc, answer)
+        record_file = _write(opts.workdir, "admission-record.json", json.dumps(record).encode())
+        opa_input = json.dumps({"input": record["input"]}, separators=(",", ":")).encode()
         opa_file = _write(opts.workdir, "admission-opa-input.json", opa_input)
         duration = opts.duration or 10.0
         requests = opts.requests or int(opts.admission_rate * duration)
@@ -383,12 +398,15 @@ def admission(opts: Options) -> dict[str, Any]:
     finally:
         for item in reversed(stack):
             item.stop()
+    # After the services stopped, so nothing else writes to the disk meanwhile.
+    floor = [_commit_floor(opts, record_file, requests, i + 1) for i in range(opts.repeat)]
     return {
         "request_bytes": len(review),
         "opa_input_bytes": len(opa_input),
         "prior_decision_id": prior["decision_id"],
         "rate": opts.admission_rate,
         "runs": runs,
+        "commit_floor": floor,
     }
 
 

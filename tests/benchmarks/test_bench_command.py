@@ -129,6 +129,14 @@ def test_admission_is_paced(results: dict[str, Any]) -> None:
     [image] = document["input"]["admission"]["images"]
     assert image["prior_decision_id"] == admission["prior_decision_id"]
     assert admission["opa_input_bytes"] == len(json.dumps(document, separators=(",", ":")))
+    # The disk's floor: the same record's durable commit alone, once per run, same rate.
+    record = json.loads(Path(results["workdir"], "admission", "admission-record.json").read_text())
+    assert record["input"] == document["input"] and record["request"]["adapter"] == "admission"
+    [floor] = admission["commit_floor"]
+    assert floor["run"] == 1 and floor["requests"] == 8
+    assert 0 < floor["p50_ms"] <= floor["p95_ms"] <= floor["p99_ms"] <= floor["max_ms"]
+    assert floor["cpu_ms_per_req"] > 0
+    assert "durable commit of the same record" in results["stdout"]
 
 
 def test_cold_evidence_disables_the_cache(results: dict[str, Any]) -> None:

@@ -173,3 +173,21 @@ def test_a_paced_row_of_scenario_1_has_no_throughput_or_ratio_but_its_cpu() -> N
     assert ("core", "paced OPA", "per s") not in lines
     assert ("core", "paced OPA ÷ bare OPA", "ratio") not in lines
     assert lines[("core", "paced OPA", "cpu ms/req")].new.median == 1.6
+
+
+def test_scenario_2s_commit_floor_is_compared_by_its_latency_and_cpu() -> None:
+    def doc(p99s: tuple[float, ...]) -> dict[str, Any]:
+        floor = [
+            {"name": "the log's durable commit alone", "run": i, "requests": 1000,
+             "per_s": 100.0, "p50_ms": 1.0, "p99_ms": p99, "cpu_ms_per_req": 0.7}
+            for i, p99 in enumerate(p99s, start=1)
+        ]  # fmt: skip
+        return {"machine": {"nproc": 2}, "scenarios": {"admission": {"runs": [],
+                "commit_floor": floor}}}  # fmt: skip
+
+    lines = _lines(doc((1.5, 1.8)), doc((4.2, 4.6)))
+    target = "the log's durable commit alone"
+    assert lines[("admission", target, "p99 ms")].verdict == "worse"
+    assert lines[("admission", target, "p50 ms")].verdict == "~"
+    assert ("admission", target, "cpu ms/req") in lines
+    assert ("admission", target, "per s") not in lines  # its rate is the schedule
