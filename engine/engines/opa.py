@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +29,7 @@ from engine.engines.base import DECISION_PATH
 from engine.engines.opa_async import AsyncOpaClient
 from engine.engines.opa_http import OpaClient
 from engine.engines.policy_source import PolicySource
+from engine.engines.workdirs import make_workdir
 from engine.errors import BundleError, ConfigError, EngineUnavailable
 from engine.models.decision import EngineInfo, PolicyInfo, PolicyResult
 
@@ -136,7 +136,7 @@ class ManagedOpaEngine:
         self._info = EngineInfo(name="opa", version=self._version)  # one object per engine
         self._timeout = timeout
         self._startup_timeout = startup_timeout
-        self._workdir = Path(tempfile.mkdtemp(prefix="releasegate-opa-", dir=workdir))
+        self._workdir = make_workdir(workdir)
         # Forks OPA (see _die_with_parent): the engine is opened and reloaded from worker
         # threads that exit when idle, which would take their OPA with them.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opa-spawner")
