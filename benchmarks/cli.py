@@ -9,6 +9,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,21 +59,44 @@ def format_cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+Column = tuple[str, str, Callable[[dict[str, Any]], Any]]
+"""A table column: its title, its format spec (width and alignment), its value in a row."""
+
+
+def _field(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda row: row[key]
+
+
+def _table(columns: list[Column], rows: list[dict[str, Any]]) -> Iterator[str]:
+    """The header, a rule, then each row's line (rows are yielded back for notes)."""
+    head = " ".join(format(title, spec) for title, spec, _ in columns)
+    yield head
+    yield "-" * len(head)
+    for row in rows:
+        yield " ".join(format(value(row), spec) for _, spec, value in columns)
+
+
 def _row_table(rows: list[dict[str, Any]]) -> list[str]:
     width = max([28, *(len(r["name"]) for r in rows)])
-    head = (
-        f"{'target':<{width}} {'run':>3} {'reqs':>6} {'ok/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'cpu ms/req':>10} {'opa ms/req':>10} {'gen ms/req':>10} {'others':>6} "
-        f"{'steal':>5}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['name']:<{width}} {r['run']:>3} {r['requests']:>6} {r['per_s']:>8} "
-            f"{r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_req']:>10} "
-            f"{r['opa_cpu_ms_per_req']:>10} {r['loadgen_cpu_ms_per_req']:>10} "
-            f"{format_cores(r.get('other_cpu_cores')):>6} {format_cores(r.get('steal_cores')):>5}"
-        )
+    columns: list[Column] = [
+        ("target", f"<{width}", _field("name")),
+        ("run", ">3", _field("run")),
+        ("reqs", ">6", _field("requests")),
+        ("ok/s", ">8", _field("per_s")),
+        ("p50 ms", ">8", _field("p50_ms")),
+        ("p95 ms", ">8", _field("p95_ms")),
+        ("p99 ms", ">8", _field("p99_ms")),
+        ("cpu ms/req", ">10", _field("cpu_ms_per_req")),
+        ("opa ms/req", ">10", _field("opa_cpu_ms_per_req")),
+        ("gen ms/req", ">10", _field("loadgen_cpu_ms_per_req")),
+        ("others", ">6", lambda r: format_cores(r.get("other_cpu_cores"))),
+        ("steal", ">5", lambda r: format_cores(r.get("steal_cores"))),
+    ]
+    lines = []
+    table = _table(columns, rows)
+    lines += [next(table), next(table)]
+    for r, line in zip(rows, table, strict=True):
+        lines.append(line)
         bad = {k: v for k, v in r["statuses"].items() if k != "200"}
         if bad:
             lines.append(f"    non-200 answers: {bad}; first: {r['first_error']}")
@@ -88,36 +112,38 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _log_table(rows: list[dict[str, Any]]) -> list[str]:
-    head = f"{'backend':<11} {'writers':<18} {'run':>3} {'appends':>7} {'appends/s':>10} "
-    head += f"{'p50 ms':>8} {'p99 ms':>8}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['backend']:<11} {writers_label(r):<18} {r['run']:>3} {r['appends']:>7} "
-            f"{r['appends_per_s']:>10} {r['p50_ms']:>8} {r['p99_ms']:>8}"
-        )
-    return lines
+    columns: list[Column] = [
+        ("backend", "<11", _field("backend")),
+        ("writers", "<18", writers_label),
+        ("run", ">3", _field("run")),
+        ("appends", ">7", _field("appends")),
+        ("appends/s", ">10", _field("appends_per_s")),
+        ("p50 ms", ">8", _field("p50_ms")),
+        ("p99 ms", ">8", _field("p99_ms")),
+    ]
+    return list(_table(columns, rows))
 
 
 def _commit_floor_table(rows: list[dict[str, Any]]) -> list[str]:
     """Scenario 2's disk floor: the admission record's durable commit alone, same rate."""
-    head = (
-        f"{'the log alone (engine.log.commit_floor)':<40} {'run':>3} {'commits':>7} "
-        f"{'per s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms':>7}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{'durable commit of the same record':<40} {r['run']:>3} {r['requests']:>7} "
-            f"{r['per_s']:>7} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} "
-            f"{r['max_ms']:>8} {r['cpu_ms_per_req']:>7}"
-        )
-    lines.append(
+    columns: list[Column] = [
+        ("the log alone (engine.log.commit_floor)", "<40",
+         lambda _: "durable commit of the same record"),
+        ("run", ">3", _field("run")),
+        ("commits", ">7", _field("requests")),
+        ("per s", ">7", _field("per_s")),
+        ("p50 ms", ">8", _field("p50_ms")),
+        ("p95 ms", ">8", _field("p95_ms")),
+        ("p99 ms", ">8", _field("p99_ms")),
+        ("max ms", ">8", _field("max_ms")),
+        ("cpu ms", ">7", _field("cpu_ms_per_req")),
+    ]  # fmt: skip
+    return [
+        *_table(columns, rows),
         "the admission's record appended alone to a new SQLite log on the same disk after the "
         "runs above, one transaction each\n(begin, rows, COMMIT with its fsync; sealing "
-        "untimed): what a lone decision waits for before it may be returned"
-    )
-    return lines
+        "untimed): what a lone decision waits for before it may be returned",
+    ]
 
 
 def _stage_table(result: dict[str, Any]) -> list[str]:
