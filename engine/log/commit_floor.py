@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,8 +34,9 @@ NAME = "the log's durable commit alone"
 
 
 def quantile(ordered: list[float], q: float) -> float:
-    """The nearest-rank quantile of sorted values (``q`` in [0, 1])."""
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+    """The nearest-rank quantile of sorted values (``q`` in [0, 1]): the smallest value
+    with at least ``q`` of the values at or below it."""
+    return ordered[min(len(ordered), max(1, math.ceil(q * len(ordered)))) - 1]
 
 
 def time_commits(
@@ -84,12 +86,12 @@ def time_commits(
                     txn.last,
                     txn.fetch,
                 )
+                sealed, cpu2 = time.perf_counter(), time.thread_time()
+                store.write_rows(txn, batch)
             except BaseException:
                 store.abort(txn)
                 raise
-            sealed, cpu2 = time.perf_counter(), time.thread_time()
-            store.write_rows(txn, batch)
-            store.commit(txn, batch)
+            store.commit(txn, batch)  # rolls back and releases the lock itself on failure
             latencies.append((begun - wall) + (time.perf_counter() - sealed))
             cpu += (cpu1 - cpu0) + (time.thread_time() - cpu2)
         elapsed = time.perf_counter() - start
