@@ -9,7 +9,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,13 +67,11 @@ def _field(key: str) -> Callable[[dict[str, Any]], Any]:
     return lambda row: row[key]
 
 
-def _table(columns: list[Column], rows: list[dict[str, Any]]) -> Iterator[str]:
-    """The header, a rule, then each row's line (rows are yielded back for notes)."""
+def _table(columns: list[Column], rows: list[dict[str, Any]]) -> list[str]:
+    """The header, a rule, then one line per row, in the rows' order."""
     head = " ".join(format(title, spec) for title, spec, _ in columns)
-    yield head
-    yield "-" * len(head)
-    for row in rows:
-        yield " ".join(format(value(row), spec) for _, spec, value in columns)
+    cells = [" ".join(format(value(row), spec) for _, spec, value in columns) for row in rows]
+    return [head, "-" * len(head), *cells]
 
 
 def _row_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -92,10 +90,9 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
         ("others", ">6", lambda r: format_cores(r.get("other_cpu_cores"))),
         ("steal", ">5", lambda r: format_cores(r.get("steal_cores"))),
     ]
-    lines = []
     table = _table(columns, rows)
-    lines += [next(table), next(table)]
-    for r, line in zip(rows, table, strict=True):
+    lines = table[:2]
+    for r, line in zip(rows, table[2:], strict=True):
         lines.append(line)
         bad = {k: v for k, v in r["statuses"].items() if k != "200"}
         if bad:
@@ -121,7 +118,7 @@ def _log_table(rows: list[dict[str, Any]]) -> list[str]:
         ("p50 ms", ">8", _field("p50_ms")),
         ("p99 ms", ">8", _field("p99_ms")),
     ]
-    return list(_table(columns, rows))
+    return _table(columns, rows)
 
 
 def _commit_floor_table(rows: list[dict[str, Any]]) -> list[str]:
