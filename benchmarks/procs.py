@@ -391,3 +391,46 @@ def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
         )
     _wait_http(f"http://127.0.0.1:{port}/health?bundles", process, "opa")
     return BareOpa(process, port, log_path)
+
+
+@dataclass
+class Relay:
+    """``python -m benchmarks.relay``: the least front of an admission (its docstring)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    state_dir: Path
+
+    def stop(self) -> None:
+        """SIGTERM and wait (the relay closes its log)."""
+        _stop(self.process)
+
+
+def _wait_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{what} did not accept connections on port {port}")
+
+
+def start_relay(workdir: Path, *, opa: BareOpa, opa_input: Path, record: Path) -> Relay:
+    """The relay on a free port in front of ``opa``, logging to ``workdir/relay-<port>``."""
+    port = free_port()
+    state_dir = workdir / f"relay-{port}"
+    log = (workdir / f"relay-{port}.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "benchmarks.relay", "--port", str(port),
+         "--opa-port", str(opa.port), "--opa-input", str(opa_input),
+         "--record", str(record), "--state-dir", str(state_dir)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=_clean_env({}),
+    )  # fmt: skip
+    log.close()
+    _wait_port(port, process, "benchmarks.relay")
+    return Relay(process, port, state_dir)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import run_load
-from benchmarks.procs import REPO, Service, start_opa, start_service
+from benchmarks.procs import REPO, Service, start_opa, start_relay, start_service
 from engine.affinity import plan_for, usable_cpus
 from engine.engines.base import DECISION_PATH
 from engine.log.scratch_db import scratch_database
@@ -118,6 +118,8 @@ ADMISSION_OPA = "bare OPA, admission input"
 """Scenario 2's baseline: OPA evaluating the document the service built for an admission."""
 OPA_FLOOR = "bare OPA GET /health"
 """Scenario 2's second floor: OPA's own empty health check at the same rate."""
+RELAY = "least front: HTTP, OPA, signed commit"
+"""Scenario 2's third floor: ``benchmarks.relay`` in front of the bare OPA at the same rate."""
 EVALUATE = f"/v1/data/{DECISION_PATH}"
 """What the bare OPA baselines are sent: the service's own entrypoint, over the Data API."""
 ADMITTED = '"allowed":true'
@@ -370,6 +372,8 @@ def admission(opts: Options) -> dict[str, Any]:
         empty_file = _write(opts.workdir, "empty", b"")
         bare = start_opa(opts.workdir, console_log=False)
         stack.append(bare)
+        relay = start_relay(opts.workdir, opa=bare, opa_input=opa_file, record=record_file)
+        stack.append(relay)
         targets = [
             Target(
                 "releasegate admission",
@@ -385,6 +389,9 @@ def admission(opts: Options) -> dict[str, Any]:
             # (as the service built it for the warm-up review), and OPA's empty health check.
             Target(ADMISSION_OPA, bare, EVALUATE, opa_file, expect_text=ALLOW),
             Target(OPA_FLOOR, bare, "/health", empty_file, method="GET"),
+            # The least a front can do in the service's place: the same review in, the same
+            # OPA evaluation, a copy of the admission's record signed and committed, out.
+            Target(RELAY, relay, "/", review_file, expect_text=ADMITTED),
         ]
         runs = _rounds(
             targets,

@@ -21,6 +21,7 @@ import json
 import math
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 from engine.log.decision_log import open_decision_log
 from engine.log.record import TS_FORMAT, DecisionRecordV1
 from engine.log.store import SqlRecordStore
-from engine.log.writer import Pending
+from engine.log.writer import Pending, RecordDraft
 
 NAME = "the log's durable commit alone"
 
@@ -39,6 +40,82 @@ def quantile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered), max(1, math.ceil(q * len(ordered)))) - 1]
 
 
+class RecordCopies:
+    """Copies of a logged record, appended one transaction each to a new SQLite log.
+
+    Each copy gets a fresh decision id and timestamp; its input, request and verdict are
+    the record's. :meth:`draft` drafts a copy (the log's own drafting), :meth:`commit`
+    seals and writes it in a transaction of its own, as the service commits a record that is
+    alone in its batch, and returns what that took (:class:`CommitTimes`).
+    """
+
+    def __init__(self, state: Path, record: DecisionRecordV1) -> None:
+        self.record = record
+        self.log = open_decision_log(state)
+        store = self.log.store
+        if not isinstance(store, SqlRecordStore) or not store.is_sqlite:
+            self.log.close()
+            raise ValueError("the commit floor is measured on a SQLite log")
+        self.store = store
+        self._template = record.decision().model_copy(update={"log": None, "signature": None})
+
+    def draft(self) -> RecordDraft:
+        """A new copy, drafted by the log (untimed by :meth:`commit`)."""
+        decision = self._template.model_copy(
+            update={
+                "decision_id": str(uuid.uuid4()),
+                "timestamp": datetime.now(UTC).strftime(TS_FORMAT),
+            }
+        )
+        # NOTE: the log's own drafting and sealing (engine.log internals).
+        return self.log._draft(  # noqa: SLF001
+            decision,
+            input_document=self.record.input,
+            caller=self.record.request.caller,
+            adapter=self.record.request.adapter,
+            input_canonical=None,
+        )
+
+    def commit(self, draft: RecordDraft) -> CommitTimes:
+        """``BEGIN IMMEDIATE`` with the writer lock, the seal, the rows, ``COMMIT``."""
+        store, log = self.store, self.log
+        wall, cpu0 = time.perf_counter(), time.thread_time()
+        txn = store.try_begin()
+        if txn is None:
+            raise RuntimeError("the log's writer lock is held by another writer")
+        begun, cpu1 = time.perf_counter(), time.thread_time()
+        try:
+            batch = store._writer.seal_batch(  # noqa: SLF001
+                [Pending(draft, log._seal)],  # noqa: SLF001
+                txn.size,
+                txn.last,
+                txn.fetch,
+            )
+            sealed, cpu2 = time.perf_counter(), time.thread_time()
+            store.write_rows(txn, batch)
+        except BaseException:
+            store.abort(txn)
+            raise
+        store.commit(txn, batch)  # rolls back and releases the lock itself on failure
+        done, cpu3 = time.perf_counter(), time.thread_time()
+        return CommitTimes(
+            unsealed_s=(begun - wall) + (done - sealed),
+            unsealed_cpu_s=(cpu1 - cpu0) + (cpu3 - cpu2),
+        )
+
+    def close(self) -> None:
+        """Close the log (its checkpoint thread included)."""
+        self.log.close()
+
+
+@dataclass(frozen=True)
+class CommitTimes:
+    """One copy's transaction: wall and CPU seconds of begin, rows and COMMIT (no seal)."""
+
+    unsealed_s: float
+    unsealed_cpu_s: float
+
+
 def time_commits(
     state: Path, record: DecisionRecordV1, *, rate: float, count: int
 ) -> dict[str, Any]:
@@ -46,12 +123,7 @@ def time_commits(
     per second; the figures of the timed part (begin, rows, commit) of each."""
     if rate <= 0 or count < 1:
         raise ValueError("rate must be > 0 and count >= 1")
-    log = open_decision_log(state)
-    store = log.store
-    if not isinstance(store, SqlRecordStore) or not store.is_sqlite:
-        log.close()
-        raise ValueError("the commit floor is measured on a SQLite log")
-    template = record.decision().model_copy(update={"log": None, "signature": None})
+    copies = RecordCopies(state, record)
     latencies: list[float] = []
     cpu = 0.0
     try:
@@ -60,43 +132,12 @@ def time_commits(
             due = start + i / rate
             while (wait := due - time.perf_counter()) > 0:
                 time.sleep(wait)
-            decision = template.model_copy(
-                update={
-                    "decision_id": str(uuid.uuid4()),
-                    "timestamp": datetime.now(UTC).strftime(TS_FORMAT),
-                }
-            )
-            # NOTE: the log's own drafting and sealing (engine.log internals), untimed.
-            draft = log._draft(  # noqa: SLF001
-                decision,
-                input_document=record.input,
-                caller=record.request.caller,
-                adapter=record.request.adapter,
-                input_canonical=None,
-            )
-            wall, cpu0 = time.perf_counter(), time.thread_time()
-            txn = store.try_begin()
-            if txn is None:
-                raise RuntimeError("the log's writer lock is held by another writer")
-            begun, cpu1 = time.perf_counter(), time.thread_time()
-            try:
-                batch = store._writer.seal_batch(  # noqa: SLF001
-                    [Pending(draft, log._seal)],  # noqa: SLF001
-                    txn.size,
-                    txn.last,
-                    txn.fetch,
-                )
-                sealed, cpu2 = time.perf_counter(), time.thread_time()
-                store.write_rows(txn, batch)
-            except BaseException:
-                store.abort(txn)
-                raise
-            store.commit(txn, batch)  # rolls back and releases the lock itself on failure
-            latencies.append((begun - wall) + (time.perf_counter() - sealed))
-            cpu += (cpu1 - cpu0) + (time.thread_time() - cpu2)
+            times = copies.commit(copies.draft())
+            latencies.append(times.unsealed_s)
+            cpu += times.unsealed_cpu_s
         elapsed = time.perf_counter() - start
     finally:
-        log.close()
+        copies.close()
     ordered = sorted(latencies)
     return {
         "name": NAME,

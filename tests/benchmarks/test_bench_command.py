@@ -6,6 +6,7 @@ No timing is asserted anywhere: figures depend on the machine (issue 9).
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -20,10 +21,13 @@ from benchmarks.scenarios import (
     FLOOR,
     OPA_FLOOR,
     PACED_OPA,
+    RELAY,
     SERVICE_ROW,
 )
 from benchmarks.stages import STAGES
 from engine.affinity import plan_for, usable_cpus
+from engine.log.decision_log import open_decision_log
+from engine.log.verify import verify_export
 from tests.conftest import REPO
 
 ROW_KEYS = {
@@ -70,7 +74,7 @@ def _check_rows(rows: list[dict[str, Any]], names: set[str], requests: int) -> N
         assert 0 <= row["opa_cpu_ms_per_req"] <= row["cpu_ms_per_req"]
         # Runs of a few clock ticks are too short to tell what other processes took.
         assert row["other_cpu_cores"] is None and row["steal_cores"] is None
-        if "OPA" in row["name"] and "releasegate" not in row["name"]:
+        if row["name"].startswith(("bare OPA", "OPA +")):
             assert row["opa_cpu_ms_per_req"] == row["cpu_ms_per_req"]  # all of it is OPA
 
 
@@ -117,7 +121,9 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
 
 def test_admission_is_paced(results: dict[str, Any]) -> None:
     admission = results["scenarios"]["admission"]
-    _check_rows(admission["runs"], {"releasegate admission", FLOOR, ADMISSION_OPA, OPA_FLOOR}, 8)
+    _check_rows(
+        admission["runs"], {"releasegate admission", FLOOR, ADMISSION_OPA, OPA_FLOOR, RELAY}, 8
+    )
     assert {r["rate"] for r in admission["runs"]} == {admission["rate"]} == {100.0}
     assert admission["prior_decision_id"]
     # The baseline evaluates the document the service built for the warm-up admission: its
@@ -137,6 +143,18 @@ def test_admission_is_paced(results: dict[str, Any]) -> None:
     assert 0 < floor["p50_ms"] <= floor["p95_ms"] <= floor["p99_ms"] <= floor["max_ms"]
     assert floor["cpu_ms_per_req"] > 0
     assert "durable commit of the same record" in results["stdout"]
+    # The least front: its own process only (the OPA it calls is the bare OPA's row), and a
+    # signed record in its log for every answer it gave.
+    [relay] = [r for r in admission["runs"] if r["name"] == RELAY]
+    assert relay["opa_cpu_ms_per_req"] == 0 < relay["cpu_ms_per_req"]
+    [relay_state] = Path(results["workdir"], "admission").glob("relay-*/")
+    log = open_decision_log(relay_state)
+    try:
+        out = io.StringIO()
+        log.export(out)
+        assert verify_export(out.getvalue().splitlines(), log.keyring).size >= relay["requests"]
+    finally:
+        log.close()
 
 
 def test_cold_evidence_disables_the_cache(results: dict[str, Any]) -> None:
