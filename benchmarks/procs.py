@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -349,6 +351,9 @@ class BareOpa:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    socket_path: Path | None = None
+    """Also listening on this unix socket (``start_opa(unix_socket=True)``), as the
+    service's managed OPA does."""
 
     @property
     def pids(self) -> list[int]:
@@ -356,8 +361,10 @@ class BareOpa:
         return [self.process.pid]
 
     def stop(self) -> None:
-        """SIGTERM and wait."""
+        """SIGTERM and wait; remove the socket's directory."""
         _stop(self.process)
+        if self.socket_path is not None:
+            shutil.rmtree(self.socket_path.parent, ignore_errors=True)
 
     def log_lines(self) -> int:
         """Lines OPA wrote (console decision logs when enabled)."""
@@ -365,8 +372,10 @@ class BareOpa:
             return sum(1 for _ in f)
 
 
-def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
-    """OPA on the same signed bundle the service loads (its default policy source)."""
+def start_opa(workdir: Path, *, console_log: bool, unix_socket: bool = False) -> BareOpa:
+    """OPA on the same signed bundle the service loads (its default policy source); with
+    ``unix_socket``, on a unix socket too (in a short temporary directory: the path of a
+    socket is limited to 107 bytes)."""
     from engine.config import build_settings
     from engine.engines.opa import find_opa, opa_environment, opa_tuning_args
 
@@ -378,6 +387,10 @@ def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
         *opa_tuning_args(read_optimized_store=settings.opa_store_read_optimized),
         *settings.policy_source().opa_args(),
     ]  # fmt: skip
+    socket_path = None
+    if unix_socket:
+        socket_path = Path(tempfile.mkdtemp(prefix="rg-bench-opa-")) / "opa.sock"
+        argv += ["--addr", f"unix://{socket_path}"]
     if console_log:
         argv += ["--log-level", "info", "--set", "decision_logs.console=true"]
     else:
@@ -390,7 +403,7 @@ def start_opa(workdir: Path, *, console_log: bool) -> BareOpa:
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
     _wait_http(f"http://127.0.0.1:{port}/health?bundles", process, "opa")
-    return BareOpa(process, port, log_path)
+    return BareOpa(process, port, log_path, socket_path)
 
 
 @dataclass
@@ -421,13 +434,16 @@ def _wait_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
 
 
 def start_relay(workdir: Path, *, opa: BareOpa, opa_input: Path, record: Path) -> Relay:
-    """The relay on a free port in front of ``opa``, logging to ``workdir/relay-<port>``."""
+    """The relay on a free port in front of ``opa`` (on its unix socket: start it with
+    ``unix_socket=True``), logging to ``workdir/relay-<port>``."""
+    if opa.socket_path is None:
+        raise ValueError("the relay reaches OPA on a unix socket, as the service does")
     port = free_port()
     state_dir = workdir / f"relay-{port}"
     log = (workdir / f"relay-{port}.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "benchmarks.relay", "--port", str(port),
-         "--opa-port", str(opa.port), "--opa-input", str(opa_input),
+         "--opa-socket", str(opa.socket_path), "--opa-input", str(opa_input),
          "--record", str(record), "--state-dir", str(state_dir)],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=_clean_env({}),
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """The least a front can do per admission: HTTP in, OPA, a signed durable record, HTTP out.
 
-``python -m benchmarks.relay --port P --opa-port Q --opa-input FILE --record FILE
+``python -m benchmarks.relay --port P --opa-socket PATH --opa-input FILE --record FILE
 --state-dir DIR``
 
 Scenario 2's target (an admission's p99 within 5 ms at 100/s) is about a process that stands
@@ -11,7 +11,8 @@ runs), HTTP/1.1 keep-alive with no framework, and per request
 
 1. the whole request read (its bytes are not parsed: no review, no lookup, no facts);
 2. ``POST /v1/data/releasegate/decision`` to a running OPA with a fixed body (the input
-   document the service built for the warm-up admission), over a kept-alive connection;
+   document the service built for the warm-up admission), over a kept-alive connection to
+   its unix socket (as the service reaches its managed OPA);
 3. a copy of the warm-up admission's record sealed (RFC 8785, SHA-256, Ed25519) and
    committed with its fsync to a SQLite log, in a transaction of its own, on the loop's
    thread (no hand-over): :class:`engine.log.commit_floor.RecordCopies`;
@@ -57,10 +58,10 @@ def _response(status: str, body: bytes) -> bytes:
 class OpaConnection:
     """One kept-alive HTTP/1.1 connection to OPA, sending one fixed evaluation."""
 
-    def __init__(self, port: int, input_body: bytes) -> None:
-        self.port = port
+    def __init__(self, socket_path: Path, input_body: bytes) -> None:
+        self.socket_path = socket_path
         self.request = (
-            f"POST /v1/data/{DECISION_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST /v1/data/{DECISION_PATH} HTTP/1.1\r\nHost: opa\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(input_body)}\r\n\r\n"
         ).encode() + input_body
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -68,7 +69,7 @@ class OpaConnection:
     async def evaluate(self) -> bytes:
         """OPA's answer (its body), on a new connection if the last one was closed."""
         if self._streams is None:
-            self._streams = await asyncio.open_connection("127.0.0.1", self.port)
+            self._streams = await asyncio.open_unix_connection(self.socket_path)
         reader, writer = self._streams
         try:
             writer.write(self.request)
@@ -126,7 +127,7 @@ async def run(args: argparse.Namespace) -> None:
     record = DecisionRecordV1.model_validate_json(args.record.read_bytes())
     copies = RecordCopies(args.state_dir, record)
     try:
-        relay = Relay(OpaConnection(args.opa_port, args.opa_input.read_bytes()), copies)
+        relay = Relay(OpaConnection(args.opa_socket, args.opa_input.read_bytes()), copies)
         server = await asyncio.start_server(relay.serve, "127.0.0.1", args.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments and serve on uvloop."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.relay", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--opa-port", type=int, required=True, help="a running OPA's port")
+    parser.add_argument("--opa-socket", type=Path, required=True, help="a running OPA's socket")
     parser.add_argument("--opa-input", type=Path, required=True, help='{"input": ...} to send')
     parser.add_argument("--record", type=Path, required=True, help="a logged record's JSON")
     parser.add_argument("--state-dir", type=Path, required=True, help="the log's directory")

@@ -370,7 +370,7 @@ def admission(opts: Options) -> dict[str, Any]:
         duration = opts.duration or 10.0
         requests = opts.requests or int(opts.admission_rate * duration)
         empty_file = _write(opts.workdir, "empty", b"")
-        bare = start_opa(opts.workdir, console_log=False)
+        bare = start_opa(opts.workdir, console_log=False, unix_socket=True)
         stack.append(bare)
         relay = start_relay(opts.workdir, opa=bare, opa_input=opa_file, record=record_file)
         stack.append(relay)

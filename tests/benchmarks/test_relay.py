@@ -24,7 +24,7 @@ from tests.log.helpers import input_doc, make_decision
 @pytest.fixture(scope="module")
 def opa(tmp_path_factory: pytest.TempPathFactory, opa_binary: Path) -> Iterator[BareOpa]:
     """OPA on the signed bundle, as the benchmark's baselines run it."""
-    bare = start_opa(tmp_path_factory.mktemp("opa"), console_log=False)
+    bare = start_opa(tmp_path_factory.mktemp("opa"), console_log=False, unix_socket=True)
     yield bare
     bare.stop()
 
@@ -117,7 +117,7 @@ def test_an_opa_verdict_other_than_allow_is_not_admitted(
 def test_an_unreachable_opa_is_a_500_and_nothing_is_recorded(
     record_file: Path, tmp_path: Path, opa_binary: Path
 ) -> None:
-    gone = start_opa(tmp_path, console_log=False)
+    gone = start_opa(tmp_path, console_log=False, unix_socket=True)
     gone.stop()
     relay = start_relay(tmp_path, opa=gone, opa_input=_opa_input(tmp_path), record=record_file)
     try:
@@ -125,5 +125,12 @@ def test_an_unreachable_opa_is_a_500_and_nothing_is_recorded(
             status, body = _exchange(sock, b"{}")
     finally:
         relay.stop()
-    assert status == b"HTTP/1.1 500 Internal Server Error" and b"Connect" in body
+    # OPA's socket went with it: the relay says so, and has recorded nothing.
+    assert status == b"HTTP/1.1 500 Internal Server Error" and b"FileNotFoundError" in body
     assert _records(relay.state_dir) == []
+
+
+def test_the_relay_needs_opa_on_a_unix_socket(record_file: Path, tmp_path: Path) -> None:
+    tcp_only = BareOpa(process=None, port=1, log_path=tmp_path / "log")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unix socket"):
+        start_relay(tmp_path, opa=tcp_only, opa_input=tmp_path / "in", record=record_file)
