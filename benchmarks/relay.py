@@ -11,9 +11,8 @@ runs), HTTP/1.1 keep-alive with no framework, and per request
 
 1. the whole request read (its bytes are not parsed: no review, no lookup, no facts);
 2. ``POST /v1/data/releasegate/decision`` to a running OPA with a fixed body (the input
-   document the service built for the warm-up admission), with the service's own OPA
-   client over a kept-alive connection to OPA's unix socket, as the service reaches its
-   managed OPA (the answer's bytes are searched for the verdict, not validated);
+   document the service built for the warm-up admission), over a kept-alive connection to
+   its unix socket (as the service reaches its managed OPA);
 3. a copy of the warm-up admission's record sealed (RFC 8785, SHA-256, Ed25519) and
    committed with its fsync to a SQLite log, in a transaction of its own, on the loop's
    thread (no hand-over): :class:`engine.log.commit_floor.RecordCopies`;
@@ -32,19 +31,16 @@ import signal
 from pathlib import Path
 
 from engine.engines.base import DECISION_PATH
-from engine.engines.opa_async import AsyncOpaClient
 from engine.log.commit_floor import RecordCopies
 from engine.log.record import DecisionRecordV1
 
 ALLOWED = b'{"allowed":true}'
 DENIED = b'{"allowed":false}'
 OPA_ALLOWS = b'"verdict":"allow"'
-EVALUATE = f"/v1/data/{DECISION_PATH}"
-OPA_TIMEOUT_S = 10.0
 
 
 def _content_length(head: bytes) -> int:
-    """The ``Content-Length`` of a request's head (0 when absent)."""
+    """The ``Content-Length`` of an HTTP/1.1 message head (0 when absent)."""
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
@@ -59,21 +55,52 @@ def _response(status: str, body: bytes) -> bytes:
     ).encode() + body
 
 
-class Relay:
-    """The front: the service's own OPA client (its pool of kept-alive connections) and a
-    log; the commit does not yield the loop, so records are written one at a time."""
+class OpaConnection:
+    """One kept-alive HTTP/1.1 connection to OPA, sending one fixed evaluation."""
 
-    def __init__(self, opa: AsyncOpaClient, opa_input: bytes, copies: RecordCopies) -> None:
+    def __init__(self, socket_path: Path, input_body: bytes) -> None:
+        self.socket_path = socket_path
+        self.request = (
+            f"POST /v1/data/{DECISION_PATH} HTTP/1.1\r\nHost: opa\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(input_body)}\r\n\r\n"
+        ).encode() + input_body
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def evaluate(self) -> bytes:
+        """OPA's answer (its body), on a new connection if the last one was closed."""
+        if self._streams is None:
+            self._streams = await asyncio.open_unix_connection(self.socket_path)
+        reader, writer = self._streams
+        try:
+            writer.write(self.request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"OPA answered {head.splitlines()[0]!r}")
+            length = _content_length(head)
+            if length <= 0:
+                raise RuntimeError("OPA's answer has no Content-Length")
+            return await reader.readexactly(length)
+        except BaseException:
+            self._streams = None
+            writer.close()
+            raise
+
+
+class Relay:
+    """The front: one OPA connection, one log; requests are served one at a time."""
+
+    def __init__(self, opa: OpaConnection, copies: RecordCopies) -> None:
         self.opa = opa
-        self.opa_input = opa_input
         self.copies = copies
+        self.served = 0
+        self._turn = asyncio.Lock()
 
     async def answer(self) -> bytes:
         """Evaluate, record, and say whether OPA allowed."""
-        status, verdict = await self.opa.request("POST", EVALUATE, self.opa_input)
-        if status != 200:
-            raise RuntimeError(f"OPA answered {status}: {verdict[:200]!r}")
-        self.copies.commit(self.copies.draft())
+        async with self._turn:
+            verdict = await self.opa.evaluate()
+            self.copies.commit(self.copies.draft())
+            self.served += 1
         return ALLOWED if OPA_ALLOWS in verdict else DENIED
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -100,18 +127,14 @@ async def run(args: argparse.Namespace) -> None:
     record = DecisionRecordV1.model_validate_json(args.record.read_bytes())
     copies = RecordCopies(args.state_dir, record)
     try:
-        opa = AsyncOpaClient(f"unix://{args.opa_socket}", timeout=OPA_TIMEOUT_S)
-        try:
-            relay = Relay(opa, args.opa_input.read_bytes(), copies)
-            server = await asyncio.start_server(relay.serve, "127.0.0.1", args.port)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            async with server:
-                await stop.wait()
-        finally:
-            opa.close()
+        relay = Relay(OpaConnection(args.opa_socket, args.opa_input.read_bytes()), copies)
+        server = await asyncio.start_server(relay.serve, "127.0.0.1", args.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with server:
+            await stop.wait()
     finally:
         copies.close()
 

@@ -126,7 +126,7 @@ def test_an_unreachable_opa_is_a_500_and_nothing_is_recorded(
     finally:
         relay.stop()
     # OPA's socket went with it: the relay says so, and has recorded nothing.
-    assert status == b"HTTP/1.1 500 Internal Server Error" and b"EngineUnavailable" in body
+    assert status == b"HTTP/1.1 500 Internal Server Error" and b"FileNotFoundError" in body
     assert _records(relay.state_dir) == []
 
 
