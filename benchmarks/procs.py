@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,18 +257,28 @@ def create_token(
     return str(json.loads(out.stdout)["token"])
 
 
-def _wait_http(url: str, process: subprocess.Popen[Any], what: str) -> None:
+def _wait_until(ready: Callable[[], None], process: subprocess.Popen[Any], what: str) -> None:
+    """Until ``ready()`` returns without ``OSError`` (``URLError`` is one), or the process
+    exits, or ``START_DEADLINE_S`` passes (the process is then killed)."""
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback
-                return
-        except (urllib.error.URLError, OSError):
+            ready()
+            return
+        except OSError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"{what} did not answer {url}")
+    raise RuntimeError(f"{what} did not answer in {START_DEADLINE_S:g} s")
+
+
+def _wait_http(url: str, process: subprocess.Popen[Any], what: str) -> None:
+    def answered() -> None:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback
+            pass
+
+    _wait_until(answered, process, f"{what} ({url})")
 
 
 def _stop(process: subprocess.Popen[Any]) -> None:
@@ -420,17 +431,10 @@ class Relay:
 
 
 def _wait_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
-    deadline = time.monotonic() + START_DEADLINE_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{what} did not accept connections on port {port}")
+    def accepted() -> None:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+    _wait_until(accepted, process, f"{what} (port {port})")
 
 
 def start_relay(workdir: Path, *, opa: BareOpa, opa_input: Path, record: Path) -> Relay:
