@@ -92,7 +92,10 @@ def test_a_token_in_use_is_read_again_before_it_expires(tmp_path: Path) -> None:
     assert service.cached(token) == info  # second half: served, and read again
     assert _wait_for(service._refresher.idle)
     clock.now += 4.0  # past the first expiry (5 s), within the refreshed one
-    assert service.cached(token) == info
+    assert service.cached(token) == info  # its second half again: another read
+    # That read must finish before the revocation, or it may find the token revoked
+    # already and drop it before the next check (a race the test used to lose under load).
+    assert _wait_for(service._refresher.idle)
 
     other.revoke(info.token_id)
     clock.now += 3.0
