@@ -7,7 +7,6 @@ of its own; it only refuses policy output that contradicts itself.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import logging
@@ -275,21 +274,10 @@ class DecisionPipeline:
         caller: str | None = None,
         adapter: Adapter = "cli",
     ) -> Decision:
-        """:meth:`decide_document` on an event loop (OPA and the commit awaited).
-
-        While OPA evaluates, the loop makes what the decision needs that does not depend on
-        the verdict (its id, timestamp, release, artifact and input digest): a lone
-        decision's path is serial, so that work no longer adds to its latency.
-        """
+        """:meth:`decide_document` on an event loop (OPA and the commit awaited)."""
         doc = self.encode_input(document)
-        evaluation = asyncio.get_running_loop().create_task(evaluate_async(self.engine, doc))
-        try:
-            await asyncio.sleep(0)  # the evaluation's first step: the input is sent to OPA
-            parts = self._parts(document, doc.canonical)
-            result = await evaluation
-        finally:
-            evaluation.cancel()  # when this decision was cancelled first; else a no-op
-        decision = self._decision(parts, result, dry_run=dry_run)
+        result = await evaluate_async(self.engine, doc)
+        decision = self._decision(document, result, doc.canonical, dry_run=dry_run)
         if self.recorder is None:
             return decision
         return await record_on_loop(
@@ -312,7 +300,7 @@ class DecisionPipeline:
         """Evaluate a finished input document, build the Decision, record it."""
         doc = self.encode_input(document)
         result = evaluate(self.engine, doc)
-        decision = self._decision(self._parts(document, doc.canonical), result, dry_run=dry_run)
+        decision = self._decision(document, result, doc.canonical, dry_run=dry_run)
         if self.recorder is None:
             return decision
         # No verdict without a record: a StoreError propagates and no decision is returned.
@@ -324,27 +312,26 @@ class DecisionPipeline:
             input_canonical=doc.canonical,
         )
 
-    def _parts(self, document: InputDocumentV1, canonical: bytes) -> dict[str, Any]:
-        """The decision's members that do not depend on the policy's answer."""
-        return {
-            "decision_id": new_decision_id(),
-            "timestamp": format_timestamp(document.now_ns),
-            "release": document.release.model_dump(
-                mode="json", exclude={"caller"}, exclude_none=True
-            ),
-            "artifact": document.artifact.model_dump(mode="json", exclude_none=True),
-            "input_digest": digest_of_canonical(canonical),
-        }
-
-    def _decision(self, parts: dict[str, Any], result: PolicyResult, *, dry_run: bool) -> Decision:
+    def _decision(
+        self,
+        document: InputDocumentV1,
+        result: PolicyResult,
+        canonical: bytes,
+        *,
+        dry_run: bool,
+    ) -> Decision:
         return Decision(
-            **parts,
+            decision_id=new_decision_id(),
+            timestamp=format_timestamp(document.now_ns),
             verdict=result.verdict,
             reasons=result.reasons,
             warnings=result.warnings,
+            release=document.release.model_dump(mode="json", exclude={"caller"}, exclude_none=True),
+            artifact=document.artifact.model_dump(mode="json", exclude_none=True),
             dry_run=dry_run,
             policy=result.evaluated_policy or self.engine.policy,
             engine=self.engine.info,
+            input_digest=digest_of_canonical(canonical),
         )
 
     def encode_input(self, document: InputDocumentV1) -> EncodedInput:
