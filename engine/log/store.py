@@ -178,6 +178,8 @@ class _Transaction:
     size: int
     last: str
     read_nodes: Callable[[Any, Iterable[NodeKey]], dict[NodeKey, bytes]]
+    kept: bool = False
+    """On the store's kept connection (the event loop's, SQLite): not returned at the end."""
 
     def fetch(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         """Stored Merkle nodes, read inside this transaction."""
@@ -200,6 +202,8 @@ class SqlRecordStore:
             self._process_lock = ProcessWriteLock(sqlite_lock_path(url))
             self.checkpointer: WalCheckpointer | None = None
             """SQLite: the thread that checkpoints the write-ahead log (:mod:`engine.log.wal`)."""
+            self._kept: Any = None
+            """SQLite: the event loop's connection (:meth:`_begin_kept`), once opened."""
             if self.is_sqlite:
                 self._write = _sqlite_engine(url, begin="BEGIN IMMEDIATE", writer=True)
                 self._read = _sqlite_engine(url, begin="BEGIN")
@@ -308,17 +312,13 @@ class SqlRecordStore:
 
     def _begin(self, *, wait: bool = True) -> _Transaction:
         """Open the write transaction (the caller holds the writer lock); read the head."""
+        if self.is_sqlite and not wait:
+            return self._begin_kept()
         raw = self._write.raw_connection()
         try:
             cur = raw.cursor()
             try:
-                if self.is_sqlite and not wait:
-                    cur.execute("PRAGMA busy_timeout=0")
-                    try:
-                        cur.execute("BEGIN IMMEDIATE")
-                    finally:
-                        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                elif self.is_sqlite:
+                if self.is_sqlite:
                     cur.execute("BEGIN IMMEDIATE")
                 else:
                     self._sql.pg_lock.execute(cur, {"k": PG_LOCK_KEY})
@@ -332,8 +332,51 @@ class SqlRecordStore:
             raise
         return _Transaction(raw, cur, int(size), str(last), self._read_nodes_raw)
 
-    @staticmethod
-    def _end(txn: _Transaction, *, commit: bool) -> None:
+    def _begin_kept(self) -> _Transaction:
+        """The event loop's transaction on SQLite, on a connection the store keeps for it.
+
+        That connection's ``busy_timeout`` is 0, so ``BEGIN IMMEDIATE`` fails at once when
+        another writer holds SQLite's lock, and it stays checked out of the pool: the loop's
+        commits (one at a time, under the writer lock) skip the pool's checkout and return
+        and the two ``PRAGMA busy_timeout`` that made a pooled connection fail fast and
+        then wait again. After any failure it is closed (never returned to the pool) and
+        the next transaction opens another.
+        """
+        raw = self._kept
+        if raw is None:
+            raw = self._write.raw_connection()
+            try:
+                setup = raw.cursor()
+                setup.execute("PRAGMA busy_timeout=0")
+                setup.close()
+            except BaseException:
+                raw.close()
+                raise
+            self._kept = raw
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                size, last = self._sql.read_head.execute(cur).fetchone()
+            except BaseException:
+                raw.rollback()
+                cur.close()
+                raise
+        except BaseException:
+            self._drop_kept()
+            raise
+        return _Transaction(raw, cur, int(size), str(last), self._read_nodes_raw, kept=True)
+
+    def _drop_kept(self) -> None:
+        raw, self._kept = self._kept, None
+        if raw is not None:
+            # Closed for good, not returned to the pool: its busy_timeout is 0, and the
+            # writer thread's transactions must wait for SQLite's lock.
+            raw.invalidate()
+            raw.close()
+
+    def _end(self, txn: _Transaction, *, commit: bool) -> None:
+        failed = True
         try:
             if commit:
                 try:
@@ -343,9 +386,13 @@ class SqlRecordStore:
                     raise
             else:
                 txn.raw.rollback()
+            failed = False
         finally:
             txn.cursor.close()
-            txn.raw.close()
+            if not txn.kept:
+                txn.raw.close()
+            elif failed:
+                self._drop_kept()
 
     def _read_nodes_raw(self, cursor: Any, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         """:func:`_read_nodes` inside the writer's transaction (only after a cache miss)."""
@@ -427,6 +474,7 @@ class SqlRecordStore:
         self._writer.close()
         if self.checkpointer is not None:
             self.checkpointer.close()
+        self._drop_kept()
         self._write.dispose()
         if self._read is not self._write:
             self._read.dispose()
