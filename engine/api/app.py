@@ -95,6 +95,8 @@ def open_state(
         if tokens is None:
             tokens = TokenStore(url, cache_ttl_s=settings.token_cache_ttl_s, refresh_ahead=True)
             closers.append(tokens)
+        # A lone request's record commits on the event loop (no hand-over to a thread).
+        decision_log.commit_alone_on_the_loop(lambda: metrics.serving <= 1)
         recorder = MeteredRecorder(decision_log, metrics, on_record=_log_decision)
         if runtime is None:
             runtime = open_runtime(settings, recorder=recorder, approvals=approvals)

@@ -187,6 +187,8 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.serving = 0
+        """HTTP requests this process is serving now (``in_flight`` without the registry)."""
         self.requests = Counter(
             "releasegate_http_requests",
             "HTTP requests by method, route and status",

@@ -95,6 +95,7 @@ class ServiceMiddleware:
         started = time.perf_counter()
         status = {"code": 500, "decision_id": None}
         self.metrics.in_flight.inc()
+        self.metrics.serving += 1
         try:
             length = _content_length(scope)
             if length is not None and length > self.max_body_bytes:
@@ -126,6 +127,7 @@ class ServiceMiddleware:
             await self.app(scope, replay_receive, capture_send)
         finally:
             self.metrics.in_flight.dec()
+            self.metrics.serving -= 1
             self._log(scope, int(status["code"] or 500), status["decision_id"], started)
 
     def _log(self, scope: Scope, code: int, decision_id: Any, started: float) -> None:

@@ -106,6 +106,14 @@ class DecisionLog:
         """Finish pending appends and release the database."""
         self.store.close()
 
+    def commit_alone_on_the_loop(self, alone: Callable[[], bool]) -> None:
+        """A record appended from an event loop while ``alone()`` (the caller's request is the
+        only one in flight) commits on the loop, not on the commit thread (SQLite's store:
+        :class:`engine.log.loop_commit.LoopGroupCommit`; other stores ignore it)."""
+        setting = getattr(self.store, "commit_alone_on_the_loop", None)
+        if setting is not None:
+            setting(alone)
+
     @property
     def may_block(self) -> bool:
         """Whether a read may wait on a database server (not just a local SQLite file)."""

@@ -264,6 +264,12 @@ class SqlRecordStore:
         self._committed(batch)
         return batch
 
+    def commit_alone_on_the_loop(self, alone: Callable[[], bool]) -> None:
+        """Let the event loop commit a batch of one record itself while ``alone()`` says its
+        request is the only one in flight (:class:`LoopGroupCommit`; SQLite only)."""
+        if self._loop_commit is not None:
+            self._loop_commit.alone = alone
+
     def try_begin(self) -> _Transaction | None:
         """The event loop's transaction, if the writer lock is free now: it never waits for
         the lock, nor for SQLite's own (a writer that does not take the lock makes

@@ -6,6 +6,7 @@ import gc
 import json
 import logging
 import sqlite3
+import threading
 import weakref
 from pathlib import Path
 
@@ -94,6 +95,26 @@ def test_metrics_are_per_app(make_service: ServiceFactory) -> None:
     assert "releasegate_http_requests_in_flight 1.0" in m1  # the scrape itself
     assert "releasegate_verification_cache_misses_total" in m1
     assert "releasegate_decisions_total{" not in m2
+
+
+def test_a_lone_request_commits_its_record_on_the_event_loop(make_service: ServiceFactory) -> None:
+    before = set(threading.enumerate())
+    service = make_service()
+    first = service.decide(dev_request())
+    second = service.decide(dev_request())
+    assert first.status_code == second.status_code == 200
+    # One request at a time: each record committed on the loop, the commit thread unused ...
+    started = {t.name.split("_")[0] for t in threading.enumerate() if t not in before}
+    assert "releasegate-log-commit" not in started
+    # ... and durable and signed all the same.
+    index = second.json()["log"]["index"]
+    assert index == first.json()["log"]["index"] + 1
+    stored = service.client.get(
+        f"/v1/decisions/{second.json()['decision_id']}", headers=service.headers("auditor")
+    )
+    assert stored.status_code == 200
+    assert stored.json()["log"] == second.json()["log"]
+    assert stored.json()["signature"] == second.json()["signature"]
 
 
 def test_one_json_log_line_per_request_and_decision(

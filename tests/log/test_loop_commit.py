@@ -53,6 +53,59 @@ def test_loop_appends_commit_without_the_writer_thread(tmp_path: Path) -> None:
         log.close()
 
 
+@pytest.mark.parametrize("alone", [True, False])
+def test_a_lone_record_commits_on_the_loop_only_while_its_request_is_alone(
+    tmp_path: Path, alone: bool
+) -> None:
+    before = set(threading.enumerate())
+    log = open_decision_log(tmp_path / "state")
+    asked: list[int] = []
+
+    def is_alone() -> bool:
+        asked.append(1)
+        return alone
+
+    log.commit_alone_on_the_loop(is_alone)
+
+    async def one_at_a_time() -> list[Decision]:
+        return [await _append(log, n) for n in range(5)]
+
+    try:
+        decisions = asyncio.run(one_at_a_time())
+        names = _thread_names(since=before)
+        assert [d.log.index for d in decisions if d.log] == list(range(5))
+        assert [log.get(d.decision_id) is not None for d in decisions] == [True] * 5
+        assert len(asked) == 5  # asked once per one-record batch
+        # Alone: every COMMIT ran on the loop, the commit thread never started.
+        assert ("releasegate-log-commit" in names) is not alone
+        assert "releasegate-log-writer" not in names
+        assert log.checkpoint().size == 5
+    finally:
+        log.close()
+    reopened = open_decision_log(tmp_path / "state")  # durable: another store reads them
+    try:
+        assert reopened.checkpoint().size == 5
+    finally:
+        reopened.close()
+
+
+def test_a_batch_of_many_records_never_commits_on_the_loop(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    log = open_decision_log(tmp_path / "state")
+    log.commit_alone_on_the_loop(lambda: True)
+
+    async def together() -> list[Decision]:
+        return list(await asyncio.gather(*(_append(log, n) for n in range(8))))
+
+    try:
+        decisions = asyncio.run(together())
+        assert sorted(d.log.index for d in decisions if d.log) == list(range(8))
+        # The first record may be a batch of one; the seven queued behind it are not.
+        assert "releasegate-log-commit" in _thread_names(since=before)
+    finally:
+        log.close()
+
+
 def test_a_second_event_loop_appends_after_the_first(tmp_path: Path) -> None:
     log = open_decision_log(tmp_path / "state")
     try:
