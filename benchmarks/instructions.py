@@ -15,11 +15,11 @@ Why: a change of 2-5 % of a request's CPU is inside what this host's speed moves
 minute to the next (``docs/benchmarks.md``, "Machine and noise"), so ``benchmarks.ab`` cannot
 resolve it; the instruction count of the same code repeats to within about 1.5 % (round 18:
 four runs of 200 admissions, 3.05-3.10 million each), so a change is judged by a few runs of
-each side whose ranges do not overlap. It is a count, not a
-time: a request whose work misses the CPU's caches costs more time per instruction, and
-valgrind runs the process ~50 times slower, so the caches that expire after seconds (tokens,
-prior decisions) are refreshed more often per request than in service. Read it next to the
-timed scenarios, never instead of them.
+each side whose ranges do not overlap. It is a count, not a time: a request whose work
+misses the CPU's caches costs more time per instruction, and valgrind runs the process ~50
+times slower, so the caches that expire after seconds (tokens, prior decisions) are
+refreshed more often per request than in service. Read it next to the timed scenarios,
+never instead of them.
 """
 
 from __future__ import annotations
