@@ -139,9 +139,7 @@ def _child(route: str, warmup: int, requests: int) -> int:
 async def _drive(
     app: Any, first: tuple[str, bytes], target: tuple[str, str, bytes], count: int
 ) -> None:
-    import asyncio
-
-    from benchmarks.stages import _asgi_post
+    from benchmarks.stages import _asgi_post, running
 
     def headers(token: str, body: bytes) -> list[tuple[bytes, bytes]]:
         return [
@@ -151,15 +149,7 @@ async def _drive(
             (b"content-length", str(len(body)).encode()),
         ]
 
-    startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    await startup.put({"type": "lifespan.startup"})
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    lifespan = asyncio.create_task(app(scope, startup.get, events.put))
-    started = await events.get()
-    if started["type"] != "lifespan.startup.complete":
-        raise RuntimeError(f"the app did not start: {started}")
-    try:
+    async with running(app):
         ci, body = first
         if (status := await _asgi_post(app, "/v1/decisions", headers(ci, body), body)) != 200:
             raise RuntimeError(f"POST /v1/decisions answered {status}")
@@ -168,9 +158,6 @@ async def _drive(
             status = await _asgi_post(app, path, headers(token, payload), payload)
             if status != 200:
                 raise RuntimeError(f"POST {path} answered {status}")
-    finally:
-        await startup.put({"type": "lifespan.shutdown"})
-        await lifespan
 
 
 def main(argv: list[str] | None = None) -> int:

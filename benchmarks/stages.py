@@ -32,11 +32,12 @@ figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,15 +221,7 @@ async def _drive(app: Any, body: bytes, token: str, iterations: int) -> dict[str
     from engine.api.lazy_body import outline_document
     from engine.models.request import DecisionRequestV1
 
-    startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    await startup.put({"type": "lifespan.startup"})
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    lifespan = asyncio.create_task(app(scope, startup.get, events.put))
-    started = await events.get()
-    if started["type"] != "lifespan.startup.complete":
-        raise RuntimeError(f"the app did not start: {started}")
-    try:
+    async with running(app):
         pipeline = app.state.releasegate.pipeline
         headers = [
             (b"host", b"stages"),
@@ -262,6 +255,23 @@ async def _drive(app: Any, body: bytes, token: str, iterations: int) -> dict[str
             await asyncio.gather(*(post() for _ in range(IN_FLIGHT)))
             samples["app"].append((time.process_time() - t0) / IN_FLIGHT)
         return {key: _median_ms(values) for key, values in samples.items()}
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any) -> AsyncIterator[None]:
+    """The ASGI app between its lifespan's startup and shutdown, as uvicorn runs it."""
+    import asyncio
+
+    startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await startup.put({"type": "lifespan.startup"})
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    lifespan = asyncio.create_task(app(scope, startup.get, events.put))
+    started = await events.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"the app did not start: {started}")
+    try:
+        yield
     finally:
         await startup.put({"type": "lifespan.shutdown"})
         await lifespan

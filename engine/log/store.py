@@ -322,21 +322,10 @@ class SqlRecordStore:
             return self._begin_kept()
         raw = self._write.raw_connection()
         try:
-            cur = raw.cursor()
-            try:
-                if self.is_sqlite:
-                    cur.execute("BEGIN IMMEDIATE")
-                else:
-                    self._sql.pg_lock.execute(cur, {"k": PG_LOCK_KEY})
-                size, last = self._sql.read_head.execute(cur).fetchone()
-            except BaseException:
-                raw.rollback()
-                cur.close()
-                raise
+            return self._begin_on(raw, kept=False)
         except BaseException:
             raw.close()
             raise
-        return _Transaction(raw, cur, int(size), str(last), self._read_nodes_raw)
 
     def _begin_kept(self) -> _Transaction:
         """The event loop's transaction on SQLite, on a connection the store keeps for it.
@@ -348,30 +337,33 @@ class SqlRecordStore:
         then wait again. After any failure it is closed (never returned to the pool) and
         the next transaction opens another.
         """
-        raw = self._kept
+        raw, opened = self._kept, self._kept is None
         if raw is None:
-            raw = self._write.raw_connection()
-            try:
+            raw = self._kept = self._write.raw_connection()
+        try:
+            if opened:
                 setup = raw.cursor()
                 setup.execute("PRAGMA busy_timeout=0")
                 setup.close()
-            except BaseException:
-                raw.close()
-                raise
-            self._kept = raw
-        try:
-            cur = raw.cursor()
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-                size, last = self._sql.read_head.execute(cur).fetchone()
-            except BaseException:
-                raw.rollback()
-                cur.close()
-                raise
+            return self._begin_on(raw, kept=True)
         except BaseException:
             self._drop_kept()
             raise
-        return _Transaction(raw, cur, int(size), str(last), self._read_nodes_raw, kept=True)
+
+    def _begin_on(self, raw: Any, *, kept: bool) -> _Transaction:
+        """Begin on ``raw`` and read the head; rolled back when either fails."""
+        cur = raw.cursor()
+        try:
+            if self.is_sqlite:
+                cur.execute("BEGIN IMMEDIATE")
+            else:
+                self._sql.pg_lock.execute(cur, {"k": PG_LOCK_KEY})
+            size, last = self._sql.read_head.execute(cur).fetchone()
+        except BaseException:
+            raw.rollback()
+            cur.close()
+            raise
+        return _Transaction(raw, cur, int(size), str(last), self._read_nodes_raw, kept=kept)
 
     def _drop_kept(self) -> None:
         raw, self._kept = self._kept, None
