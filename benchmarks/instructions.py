@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,12 +55,7 @@ def instruction_count(cachegrind_out: str) -> int:
     return int(found[1])
 
 
-def _count(route: str, warmup: int, requests: int, workdir: Path) -> int:
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise ValgrindMissing(
-            "valgrind is not installed (scripts/install-test-deps.sh installs it)"
-        )
+def _count(valgrind: str, route: str, warmup: int, requests: int, workdir: Path) -> int:
     out = workdir / f"cachegrind.{route}.{requests}.out"
     argv = [
         valgrind, "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}",
@@ -76,12 +70,17 @@ def _count(route: str, warmup: int, requests: int, workdir: Path) -> int:
 
 def measure(routes: list[str], warmup: int, requests: int) -> dict[str, dict[str, Any]]:
     """Instructions per request of each route (two valgrind runs each, side by side)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise ValgrindMissing(
+            "valgrind is not installed (scripts/install-test-deps.sh installs it)"
+        )
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="releasegate-instructions-") as tmp:
         for route in routes:
             with ThreadPoolExecutor(max_workers=2) as pool:
-                base = pool.submit(_count, route, warmup, 0, Path(tmp))
-                more = pool.submit(_count, route, warmup, requests, Path(tmp))
+                base = pool.submit(_count, valgrind, route, warmup, 0, Path(tmp))
+                more = pool.submit(_count, valgrind, route, warmup, requests, Path(tmp))
                 without, with_requests = base.result(), more.result()
             results[route] = {
                 "requests": requests,
@@ -122,15 +121,13 @@ def _child(route: str, warmup: int, requests: int) -> int:
         else:
             target = ("/v1/decisions", ci, body)
         # The service's log lines, as `serve` writes them to its standard error, go to a file;
-        # a failure still reaches the parent on the real standard error.
+        # a failure's traceback reaches the parent on the real one (restored before it is
+        # printed).
         with (Path(tmp) / "service.log").open("w") as log:
             sys.stderr = log
             try:
                 configure_logging("info")
                 uvloop.run(_drive(create_app(settings), (ci, body), target, warmup + requests))
-            except BaseException:
-                traceback.print_exc(file=sys.__stderr__)
-                raise
             finally:
                 sys.stderr = sys.__stderr__
     return 0
