@@ -97,6 +97,8 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
         bad = {k: v for k, v in r["statuses"].items() if k != "200"}
         if bad:
             lines.append(f"    non-200 answers: {bad}; first: {r['first_error']}")
+        if r.get("server_timing"):
+            lines.append(f"    {inside_the_service(r['server_timing'])}")
         if len(r.get("connections_per_process", [])) > 1:
             split = "/".join(str(n) for n in r["connections_per_process"])
             lines.append(f"    connections per worker: {split}")
@@ -106,6 +108,14 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
                 f"exited (their CPU is missing), {r.get('processes_appeared', 0)} appeared"
             )
     return lines
+
+
+def inside_the_service(parts: dict[str, dict[str, float]]) -> str:
+    """The ``Server-Timing`` parts of a run, p50/p99 each, in one line."""
+    order: list[str] = [n for n in ("opa", "log", "rest", "total") if n in parts]
+    order += sorted(set(parts) - set(order))
+    cells = ", ".join(f"{n} {parts[n]['p50_ms']}/{parts[n]['p99_ms']}" for n in order)
+    return f"inside the service (Server-Timing), p50/p99 ms: {cells}"
 
 
 def _log_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -221,7 +231,10 @@ def render(name: str, result: dict[str, Any]) -> str:
                  "the OPA part of it; gen ms/req: load generator CPU / requests; others: "
                  "cores busy with other processes on this machine during the run "
                  "(anything else running here, the benchmark's own bookkeeping); steal: "
-                 "cores the hypervisor took from this virtual machine")  # fmt: skip
+                 "cores the hypervisor took from this virtual machine; inside the service: "
+                 "the answers' Server-Timing, what the service's OPA evaluation, its log's "
+                 "record and the whole request took inside its process, and the rest of it "
+                 "(total - opa - log)")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -24,7 +24,8 @@ Protocol: after the warm-up (``warmup`` requests per connection, not recorded) t
 generator prints ``READY``, waits for a line on stdin (the caller snapshots CPU counters
 then), runs the measured phase and prints one JSON line of results: raw latencies (ms),
 status counts, elapsed wall time and the generator's own CPU seconds during the measured
-phase.
+phase; with each latency, the answer's ``Server-Timing`` value when the target sends one
+(releasegate: what its OPA, its log and the whole request took inside it).
 """
 
 from __future__ import annotations
@@ -86,6 +87,23 @@ class Spec:
         return head.encode("latin-1") + b"\r\n" + self.body
 
 
+MAX_HEAD_BYTES = 16 * 1024
+"""How much of an answer is searched for its head's end (the service's are ~200 bytes)."""
+
+
+def server_timing_of(data: bytes) -> str | None:
+    """The ``Server-Timing`` value in the head at the start of ``data`` (a response's first
+    bytes), or None."""
+    end = data.find(b"\r\n\r\n")
+    head = data if end < 0 else data[:end]
+    start = head.lower().find(b"\r\nserver-timing:")
+    if start < 0:
+        return None
+    start += len(b"\r\nserver-timing:")
+    stop = head.find(b"\r\n", start)
+    return head[start : stop if stop >= 0 else len(head)].strip().decode("latin-1")
+
+
 @dataclass
 class Answer:
     """One response: ``close`` when the connection may not carry another request."""
@@ -107,6 +125,10 @@ class _Connection:
         self.want = RECV_BYTES
         self.began = 0.0
         self.events = 0
+        self.timing: str | None = None
+        """The answer's ``Server-Timing`` value (releasegate sends one)."""
+        self.head: bytes | None = None
+        """The answer's first bytes while its head has not ended."""
 
     def open(self) -> socket.socket:
         sock = socket.create_connection((self.spec.host, self.spec.port), timeout=60)
@@ -140,6 +162,7 @@ class _Run:
         )
         self.conns = [_Connection(spec, self.request) for _ in range(spec.concurrency)]
         self.latencies: list[float] = []
+        self.server_timings: list[str | None] = []
         self.statuses: dict[str, int] = {}
         self.first_error: str | None = None
         self.issued = 0
@@ -155,6 +178,7 @@ class _Run:
             conn.events = selectors.EVENT_READ
         conn.began = began
         conn.sent = 0
+        conn.timing = conn.head = None
         self._write(conn)
 
     def _write(self, conn: _Connection) -> None:
@@ -177,6 +201,8 @@ class _Run:
             data = conn.sock.recv(conn.want)
         except BlockingIOError:
             return None
+        if conn.head is not None or conn.parser is None:
+            self._keep_head(conn, data)
         try:
             if conn.parser is None:
                 if not data:
@@ -190,6 +216,15 @@ class _Run:
             conn.parser, conn.want = None, RECV_BYTES
             return Answer(status, body, close=not keep)
         return None
+
+    @staticmethod
+    def _keep_head(conn: _Connection, data: bytes) -> None:
+        """Collect the answer's head (across reads) until its end; then its Server-Timing."""
+        head = (conn.head or b"") + data
+        if b"\r\n\r\n" in head or len(head) > MAX_HEAD_BYTES or not data:
+            conn.timing, conn.head = server_timing_of(head), None
+        else:
+            conn.head = head
 
     def _fail(self, conn: _Connection, exc: Exception) -> None:
         if conn.sock is not None:
@@ -214,6 +249,7 @@ class _Run:
     def _record(self, conn: _Connection, key: str, error: str | None) -> None:
         if self.recording:
             self.latencies.append((self.clock() - conn.began) * 1000.0)
+            self.server_timings.append(conn.timing)
             self.statuses[key] = self.statuses.get(key, 0) + 1
             if error is not None and self.first_error is None:
                 self.first_error = error
@@ -348,6 +384,11 @@ def run(spec: Spec, go: Callable[[], None] | None = None) -> dict[str, Any]:
         "elapsed_s": elapsed,
         "cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
         "first_error": state.first_error,
+        **(
+            {"server_timing": state.server_timings}
+            if any(t is not None for t in state.server_timings)
+            else {}
+        ),
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.procs import REPO, TreeCpu, connections_per_process, machine_stat_seconds
+from engine.api.timing import parse_server_timing
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -18,6 +19,30 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return 0.0
     rank = max(1, min(len(sorted_values), round(q / 100.0 * len(sorted_values) + 0.5)))
     return sorted_values[rank - 1]
+
+
+def server_timing_parts(values: list[str | None]) -> dict[str, dict[str, float]]:
+    """p50 and p99 (ms) of each part the answers' ``Server-Timing`` named, and ``rest``:
+    ``total - opa - log`` of each answer that has all three (the service's own work before
+    the response: the route, the input, the Decision, waiting for the event loop). Empty
+    when no answer had the header (bare OPA, the least front)."""
+    parts: dict[str, list[float]] = {}
+    for value in values:
+        if value is None:
+            continue
+        timing = parse_server_timing(value)
+        for name, ms in timing.items():
+            parts.setdefault(name, []).append(ms)
+        if {"opa", "log", "total"} <= timing.keys():
+            rest = timing["total"] - timing["opa"] - timing["log"]
+            parts.setdefault("rest", []).append(rest)
+    return {
+        name: {
+            "p50_ms": round(percentile(sorted(ms), 50), 3),
+            "p99_ms": round(percentile(sorted(ms), 99), 3),
+        }
+        for name, ms in parts.items()
+    }
 
 
 # Below 200 clock ticks (at 100 Hz) the rounding of /proc/stat's and each process's tick
@@ -85,6 +110,11 @@ def summarize(
             else None
         ),
         "first_error": next((r["first_error"] for r in raw if r["first_error"]), None),
+        **(
+            {"server_timing": timing}
+            if (timing := server_timing_parts([v for r in raw for v in r.get("server_timing", [])]))
+            else {}
+        ),
         **{k: v for k, v in extra.items() if k != "expect_status"},
     }
 

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL of the decision log; default: SQLite in the state directory."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    server_timing: bool = True
+    """Send the ``Server-Timing`` header (OPA's, the log's and the total milliseconds of a
+    request; ``engine/api/timing.py``). The access log line has them either way."""
     approval_default_ttl_s: int = Field(default=24 * 3600, gt=0)
     approval_max_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
     admission_max_prior_age_s: int = Field(default=7 * 24 * 3600, gt=0)

@@ -221,6 +221,7 @@ def create_app(
         ServiceMiddleware,
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
+        server_timing=settings.server_timing,
     )
     from engine.api.hot_routes import hot_routes
     from engine.api.routes import approvals as approval_routes

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from engine.api.timing import add_log, add_opa
 from engine.decision import DecisionRecorder
 from engine.engines.base import PolicyEngine
 from engine.models.decision import Decision, EngineInfo, PolicyInfo, PolicyResult
@@ -260,16 +261,27 @@ class MeteredEngine:
         self._metrics = metrics
 
     def evaluate(self, input_document: Mapping[str, Any]) -> PolicyResult:
-        """Evaluate and observe the latency (failures included)."""
-        with self._metrics.engine_seconds.time():
+        """Evaluate and observe the latency (failures included), for the metrics and the
+        request's ``Server-Timing``."""
+        started = time.perf_counter()
+        try:
             return self.inner.evaluate(input_document)
+        finally:
+            self._observe(time.perf_counter() - started)
 
     async def evaluate_async(self, input_document: Mapping[str, Any]) -> PolicyResult:
         """The inner engine's evaluation from the event loop, timed the same way."""
         from engine.decision import evaluate_on_loop
 
-        with self._metrics.engine_seconds.time():
+        started = time.perf_counter()
+        try:
             return await evaluate_on_loop(self.inner, input_document)
+        finally:
+            self._observe(time.perf_counter() - started)
+
+    def _observe(self, seconds: float) -> None:
+        self._metrics.engine_seconds.observe(seconds)
+        add_opa(seconds)
 
     @property
     def info(self) -> EngineInfo:
@@ -361,7 +373,9 @@ class MeteredRecorder:
         caller: str | None,
         adapter: str,
     ) -> None:
-        self._metrics.append_seconds.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._metrics.append_seconds.observe(seconds)
+        add_log(seconds)
         now_ns = input_document.get("now_ns")
         if isinstance(now_ns, int):
             self._metrics.decision_seconds.observe(max(0.0, (time.time_ns() - now_ns) / 1e9))

@@ -1,4 +1,5 @@
-"""The service's ASGI middleware: body size limit, in-flight gauge, one JSON log line per request.
+"""The service's ASGI middleware: body size limit, in-flight gauge, one JSON log line per
+request, and the ``Server-Timing`` header (``engine.api.timing``).
 
 The body is read here, up to ``max_body_bytes`` (a ``Content-Length`` above the limit is
 refused before a byte is read; a chunked body is counted as it streams), and replayed to the
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from engine.api.metrics import ServiceMetrics
+from engine.api.timing import RequestTiming, current_timing
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -80,12 +82,20 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, list[Message]
 
 
 class ServiceMiddleware:
-    """Size limit, in-flight requests, request metrics and the access log."""
+    """Size limit, in-flight requests, request metrics, ``Server-Timing`` and the access log."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: ServiceMetrics,
+        server_timing: bool = True,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.server_timing = server_timing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request."""
@@ -94,6 +104,8 @@ class ServiceMiddleware:
             return
         started = time.perf_counter()
         status = {"code": 500, "decision_id": None}
+        timing = RequestTiming()
+        timing_token = current_timing.set(timing)
         self.metrics.in_flight.inc()
         self.metrics.serving += 1
         try:
@@ -119,18 +131,25 @@ class ServiceMiddleware:
             async def capture_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status["code"] = int(message["status"])
-                    for name, value in message.get("headers", []):
+                    headers = message.get("headers", [])
+                    for name, value in headers:
                         if name.lower() == b"x-releasegate-decision-id":
                             status["decision_id"] = value.decode("latin-1")
+                    if self.server_timing:
+                        value = timing.header_value(time.perf_counter() - started)
+                        message["headers"] = [*headers, (b"server-timing", value)]
                 await send(message)
 
             await self.app(scope, replay_receive, capture_send)
         finally:
+            current_timing.reset(timing_token)
             self.metrics.in_flight.dec()
             self.metrics.serving -= 1
-            self._log(scope, int(status["code"] or 500), status["decision_id"], started)
+            self._log(scope, int(status["code"] or 500), status["decision_id"], started, timing)
 
-    def _log(self, scope: Scope, code: int, decision_id: Any, started: float) -> None:
+    def _log(
+        self, scope: Scope, code: int, decision_id: Any, started: float, timing: RequestTiming
+    ) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         self.metrics.requests.labels(scope.get("method", ""), template, str(code)).inc()
@@ -147,4 +166,8 @@ class ServiceMiddleware:
             "subject": getattr(principal, "subject", None),
             "decision_id": decision_id,
         }
+        if timing.opa_s is not None:
+            fields["opa_ms"] = round(timing.opa_s * 1000, 3)
+        if timing.log_s is not None:
+            fields["log_ms"] = round(timing.log_s * 1000, 3)
         access_logger.info("request", extra={"fields": fields})

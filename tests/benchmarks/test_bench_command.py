@@ -126,6 +126,13 @@ def test_admission_is_paced(results: dict[str, Any]) -> None:
     )
     assert {r["rate"] for r in admission["runs"]} == {admission["rate"]} == {100.0}
     assert admission["prior_decision_id"]
+    # Inside the service, from its answers' Server-Timing; the baselines send none.
+    [service] = [r for r in admission["runs"] if r["name"] == "releasegate admission"]
+    parts = service["server_timing"]
+    assert set(parts) == {"opa", "log", "rest", "total"}
+    assert 0 < parts["opa"]["p50_ms"] < parts["total"]["p50_ms"] <= service["p50_ms"]
+    assert all("server_timing" not in r for r in admission["runs"] if "OPA" in r["name"])
+    assert "inside the service (Server-Timing), p50/p99 ms: opa " in results["stdout"]
     # The baseline evaluates the document the service built for the warm-up admission: its
     # decision is an admission, reusing the prior decision, and the same allow.
     document = json.loads(

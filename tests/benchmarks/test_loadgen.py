@@ -241,3 +241,29 @@ def test_what_is_not_http_is_an_error_not_a_crash() -> None:
     result, _ = _canned(b"SSH-2.0-OpenSSH\r\n\r\n")
     assert result["statuses"] == {"Malformed": 3}
     assert result["first_error"].startswith("Malformed: bad status line")
+
+
+def test_an_answers_server_timing_is_kept_with_its_latency() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+    reply += b"server-timing: opa;dur=1.5, total;dur=4\r\n\r\nok"
+    result, _ = _canned(reply, drip=True)
+    assert result["server_timing"] == ["opa;dur=1.5, total;dur=4"] * 3
+    assert len(result["server_timing"]) == len(result["latencies_ms"])
+    plain, _ = _canned(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert "server_timing" not in plain  # bare OPA's rows carry nothing
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\nServer-Timing: total;dur=1\r\n\r\n{}", "total;dur=1"),
+        (b"HTTP/1.1 200 OK\r\nserver-timing:a;dur=2\r\nx: y\r\n\r\n", "a;dur=2"),
+        (b"HTTP/1.1 200 OK\r\nx-server-timing: a;dur=2\r\n\r\n", None),  # another header
+        (b"HTTP/1.1 200 OK\r\n\r\nserver-timing: in the body", None),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", None),  # the head's first part only
+    ],
+)
+def test_the_server_timing_header_is_found_in_the_head_only(
+    data: bytes, expected: str | None
+) -> None:
+    assert loadgen.server_timing_of(data) == expected

@@ -78,3 +78,25 @@ def test_runs_the_hypervisor_took_cpu_from_are_named_under_their_table() -> None
         "releasegate run 1 (0.28); their rates and tails say as much about the host as "
         "about the code"
     ]
+
+
+def test_server_timing_parts_and_the_rest_of_each_answer() -> None:
+    raw = _raw([5.0, 6.0, 7.0, 8.0], 1.0, 0.1)
+    raw["server_timing"] = [
+        "opa;dur=1.0, log;dur=2.0, total;dur=4.0",
+        "opa;dur=3.0, log;dur=1.0, total;dur=5.0",
+        "opa;dur=2.0, log;dur=1.0, total;dur=6.0",
+        None,  # an answer without the header (an error page from a proxy, say)
+    ]
+    row = summarize("t", [raw, _raw([9.0], 1.0, 0.1)], 1.0, {})
+    timing = row["server_timing"]
+    assert timing["opa"] == {"p50_ms": 2.0, "p99_ms": 3.0}
+    assert timing["log"] == {"p50_ms": 1.0, "p99_ms": 2.0}
+    assert timing["rest"] == {"p50_ms": 1.0, "p99_ms": 3.0}  # 4-1-2, 5-3-1, 6-2-1
+    assert timing["total"] == {"p50_ms": 5.0, "p99_ms": 6.0}
+    assert "server_timing" not in summarize("t", [_raw([1.0], 1.0, 0.1)], 1.0, {})
+    partial = _raw([1.0], 1.0, 0.1)
+    partial["server_timing"] = ["total;dur=0.5"]  # no decision: no rest
+    assert summarize("t", [partial], 1.0, {})["server_timing"] == {
+        "total": {"p50_ms": 0.5, "p99_ms": 0.5}
+    }
