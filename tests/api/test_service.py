@@ -10,6 +10,7 @@ import threading
 import weakref
 from pathlib import Path
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 
@@ -172,3 +173,28 @@ def test_startup_heap_is_frozen_only_while_serving(
     else:
         assert frozen == 0
     assert gc.get_freeze_count() == 0  # thawed on shutdown
+
+
+def test_liveness_answers_while_every_worker_thread_is_taken(service: Service) -> None:
+    # A probe that needed a worker thread would wait behind slow work on all of them (a
+    # Prometheus or a database that does not answer) and the kubelet would restart a
+    # process that is alive.
+    portal = service.client.portal
+    assert portal is not None  # the client is entered: its loop runs in the portal
+    limiter = portal.call(anyio.to_thread.current_default_thread_limiter)
+    total = limiter.total_tokens
+    holder = object()
+    limiter.total_tokens = 1
+    portal.call(limiter.acquire_on_behalf_of, holder)
+    answers: list[int] = []
+    probe = threading.Thread(
+        target=lambda: answers.append(service.client.get("/healthz").status_code)
+    )
+    try:
+        probe.start()
+        probe.join(timeout=10)
+        assert answers == [200]
+    finally:
+        portal.call(limiter.release_on_behalf_of, holder)
+        limiter.total_tokens = total
+        probe.join(timeout=10)

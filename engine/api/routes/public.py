@@ -22,8 +22,9 @@ def keys(log: DecisionLogDep) -> dict[str, Any]:
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness")
-def healthz() -> Health:
-    """The process answers."""
+async def healthz() -> Health:
+    """The process answers (on the event loop: a liveness probe that went through the worker
+    threads, as a plain ``def`` route does, answered for them as well as for the loop)."""
     return Health(status="ok")
 
 
