@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     eval_timeout_s: float = Field(default=2.0, gt=0, le=60)
     opa_gogc: int | None = Field(default=400, ge=1)
     """``GOGC`` of the managed OPA (Go's collector target); unset: OPA's own environment."""
+    opa_gomaxprocs: int = Field(default=0, ge=0)
+    """``GOMAXPROCS`` of the managed OPA (Go's processors). 0: one per service process that
+    calls it (``workers``), at most the CPUs it may run on, unless ``GOMAXPROCS`` is in
+    the environment already (``engine.engines.opa.opa_environment``)."""
     opa_store_read_optimized: bool = True
     """Start the managed OPA with ``--optimize-store-for-read-speed`` (policy data kept as
     evaluation values instead of being converted on every read)."""

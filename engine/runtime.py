@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +42,22 @@ def managed_engine(settings: Settings, *, cpus: frozenset[int] | None = None) ->
         opa=find_opa(settings.opa),
         timeout=settings.eval_timeout_s,
         gogc=settings.opa_gogc,
+        gomaxprocs=opa_gomaxprocs(settings, cpus),
         read_optimized_store=settings.opa_store_read_optimized,
         cpus=cpus,
     )
+
+
+def opa_gomaxprocs(settings: Settings, cpus: frozenset[int] | None = None) -> int | None:
+    """Go processors for the managed OPA: the setting, else one per service process that
+    calls it, at most the CPUs OPA may run on (``cpus``, else this process's); None when
+    ``GOMAXPROCS`` is in the environment and the setting is left at 0."""
+    if settings.opa_gomaxprocs:
+        return settings.opa_gomaxprocs
+    if "GOMAXPROCS" in os.environ:
+        return None
+    usable = len(cpus) if cpus else len(os.sched_getaffinity(0))
+    return max(1, min(settings.workers, usable))
 
 
 def build_slo_provider(settings: Settings) -> SloStateProvider:

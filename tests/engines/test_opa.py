@@ -82,19 +82,22 @@ def _opa_environ(pid: int) -> dict[str, str]:
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
-def test_managed_opa_runs_with_the_configured_go_collector_target(
+def test_managed_opa_runs_with_the_configured_go_collector_and_processors(
     opa_binary: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOGC", "100")
-    tuned = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary, gogc=400)
+    monkeypatch.setenv("GOMAXPROCS", "7")
+    tuned = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary, gogc=400, gomaxprocs=1)
     try:
         assert _opa_environ(tuned.pid)["GOGC"] == "400"
+        assert _opa_environ(tuned.pid)["GOMAXPROCS"] == "1"
         assert tuned.evaluate(INPUT).verdict is Verdict.ALLOW
     finally:
         tuned.close()
     inherited = ManagedOpaEngine(PolicySource(POLICIES), opa=opa_binary, gogc=None)
     try:
         assert _opa_environ(inherited.pid)["GOGC"] == "100"
+        assert _opa_environ(inherited.pid)["GOMAXPROCS"] == "7"
     finally:
         inherited.close()
 
