@@ -100,6 +100,19 @@ def named(pids: list[int], name: str) -> list[int]:
     return found
 
 
+def environment_value(pid: int, name: str) -> str | None:
+    """``name`` in the environment process ``pid`` started with (None: unset, or gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    prefix = name.encode() + b"="
+    for item in raw.split(b"\0"):
+        if item.startswith(prefix):
+            return item[len(prefix) :].decode(errors="replace")
+    return None
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """utime + stime of each process, in seconds (0 for a process that is gone)."""
     return sum(cpu_by_process(pids).values())
@@ -383,12 +396,17 @@ class BareOpa:
             return sum(1 for _ in f)
 
 
-def start_opa(workdir: Path, *, console_log: bool, unix_socket: bool = False) -> BareOpa:
+def start_opa(
+    workdir: Path, *, console_log: bool, unix_socket: bool = False, service_processors: bool = False
+) -> BareOpa:
     """OPA on the same signed bundle the service loads (its default policy source); with
     ``unix_socket``, on a unix socket too (in a short temporary directory: the path of a
-    socket is limited to 107 bytes)."""
+    socket is limited to 107 bytes). With ``service_processors``, as many Go processors
+    as the service gives its managed OPA (``engine.runtime.opa_gomaxprocs``), else Go's
+    default: one per CPU, the reference engine at full speed on this machine."""
     from engine.config import build_settings
     from engine.engines.opa import find_opa, opa_environment, opa_tuning_args
+    from engine.runtime import opa_gomaxprocs
 
     settings = build_settings()
     port = free_port()
@@ -409,7 +427,8 @@ def start_opa(workdir: Path, *, console_log: bool, unix_socket: bool = False) ->
     log_path = workdir / f"opa-{port}.log"
     with log_path.open("wb") as log:
         # Same Go collector target as the service's managed OPA: a like-for-like baseline.
-        env = opa_environment(settings.opa_gogc)
+        gomaxprocs = opa_gomaxprocs(settings) if service_processors else None
+        env = opa_environment(settings.opa_gogc, gomaxprocs)
         process = subprocess.Popen(  # noqa: S603 - fixed argv
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import run_load
-from benchmarks.procs import REPO, Service, start_opa, start_relay, start_service
+from benchmarks.procs import (
+    REPO,
+    Service,
+    environment_value,
+    named,
+    process_tree,
+    start_opa,
+    start_relay,
+    start_service,
+)
 from engine.affinity import plan_for, usable_cpus
 from engine.engines.base import DECISION_PATH
 from engine.log.scratch_db import scratch_database
@@ -370,9 +379,18 @@ def admission(opts: Options) -> dict[str, Any]:
         duration = opts.duration or 10.0
         requests = opts.requests or int(opts.admission_rate * duration)
         empty_file = _write(opts.workdir, "empty", b"")
-        bare = start_opa(opts.workdir, console_log=False, unix_socket=True)
+        # Tuned as the service's managed OPA, processors included: at admission's rate the
+        # baselines and the least front (which asks this OPA) get what the service's gets.
+        bare = start_opa(opts.workdir, console_log=False, unix_socket=True, service_processors=True)
         stack.append(bare)
         relay = start_relay(opts.workdir, opa=bare, opa_input=opa_file, record=record_file)
+        go_processors = {
+            "service_opa": [
+                environment_value(pid, "GOMAXPROCS")
+                for pid in named(process_tree(svc.process.pid), "opa")
+            ],
+            "bare_opa": environment_value(bare.process.pid, "GOMAXPROCS"),
+        }
         stack.append(relay)
         targets = [
             Target(
@@ -411,6 +429,7 @@ def admission(opts: Options) -> dict[str, Any]:
         "request_bytes": len(review),
         "opa_input_bytes": len(opa_input),
         "prior_decision_id": prior["decision_id"],
+        "gomaxprocs": go_processors,
         "rate": opts.admission_rate,
         "runs": runs,
         "commit_floor": floor,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,10 @@ from benchmarks.scenarios import (
 )
 from benchmarks.stages import STAGES
 from engine.affinity import plan_for, usable_cpus
+from engine.config import build_settings
 from engine.log.decision_log import open_decision_log
 from engine.log.verify import verify_export
+from engine.runtime import opa_gomaxprocs
 from tests.conftest import REPO
 
 ROW_KEYS = {
@@ -126,6 +129,11 @@ def test_admission_is_paced(results: dict[str, Any]) -> None:
     )
     assert {r["rate"] for r in admission["runs"]} == {admission["rate"]} == {100.0}
     assert admission["prior_decision_id"]
+    # The admission rows' bare OPA runs with the service's managed OPA's Go processors.
+    go = admission["gomaxprocs"]
+    assert go["service_opa"] == [go["bare_opa"]]
+    if "GOMAXPROCS" not in os.environ:
+        assert go["bare_opa"] == str(opa_gomaxprocs(build_settings()))
     # Inside the service, from its answers' Server-Timing; the baselines send none.
     [service] = [r for r in admission["runs"] if r["name"] == "releasegate admission"]
     parts = service["server_timing"]
