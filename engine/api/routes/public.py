@@ -23,8 +23,8 @@ def keys(log: DecisionLogDep) -> dict[str, Any]:
 
 @router.get("/healthz", response_model=Health, summary="Liveness")
 async def healthz() -> Health:
-    """The process answers (on the event loop: a liveness probe that went through the worker
-    threads, as a plain ``def`` route does, answered for them as well as for the loop)."""
+    """The process answers, on its event loop: as a plain ``def`` route, the probe would
+    wait for a free worker thread and fail while slow work holds them all."""
     return Health(status="ok")
 
 
