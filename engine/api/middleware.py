@@ -136,8 +136,8 @@ class ServiceMiddleware:
                         if name.lower() == b"x-releasegate-decision-id":
                             status["decision_id"] = value.decode("latin-1")
                     if self.server_timing:
-                        value = timing.header_value(time.perf_counter() - started)
-                        message["headers"] = [*headers, (b"server-timing", value)]
+                        spent = timing.header_value(time.perf_counter() - started)
+                        message["headers"] = [*headers, (b"server-timing", spent)]
                 await send(message)
 
             await self.app(scope, replay_receive, capture_send)
