@@ -75,11 +75,16 @@ async def _app(scope: Any, receive: Callable[[], Awaitable[Any]], send: Any) -> 
 REQUEST = b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
 
 
-async def _serve(protocol_class: type[HttpToolsProtocol], requests: bytes) -> RecordingTransport:
-    config = Config(app=_app, lifespan="off", server_header=False, date_header=False)
+async def _serve(
+    protocol_class: type[HttpToolsProtocol],
+    requests: bytes,
+    app: Any = _app,
+    transport: RecordingTransport | None = None,
+) -> RecordingTransport:
+    config = Config(app=app, lifespan="off", server_header=False, date_header=False)
     config.load()
     protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
-    transport = RecordingTransport()
+    transport = RecordingTransport() if transport is None else transport
     protocol.connection_made(transport)
     protocol.data_received(requests)
     for _ in range(20):  # the app's task, then the turn's write
@@ -99,6 +104,22 @@ def test_a_response_leaves_in_one_write() -> None:
     assert written.startswith(b"HTTP/1.1 200 OK\r\n")
     assert written.endswith(b'\r\n\r\n{"verdict":"allow"}')
     assert not transport.closed  # keep-alive
+
+
+def test_a_response_leaves_before_the_work_that_follows_it() -> None:
+    # The answer's last byte leaves when the response completes, not at the end of the turn:
+    # whatever the app does after its last send (the access line) is not in its latency.
+    transport = RecordingTransport()
+    written_by_then: list[int] = []
+
+    async def app_with_work_after(scope: Any, receive: Any, send: Any) -> None:
+        await _app(scope, receive, send)
+        written_by_then.append(len(transport.writes))  # same turn, no await since the send
+
+    asyncio.run(_serve(CoalescingHttpToolsProtocol, REQUEST, app_with_work_after, transport))
+    assert written_by_then == [1]
+    (written,) = transport.writes  # still head and body in one write
+    assert written.endswith(b'\r\n\r\n{"verdict":"allow"}')
 
 
 def test_pipelined_responses_keep_their_order() -> None:
