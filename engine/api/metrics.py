@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from engine.api.afterwards import after_the_answer
 from engine.api.timing import add_log, add_opa
 from engine.decision import DecisionRecorder
 from engine.engines.base import PolicyEngine
@@ -374,11 +375,23 @@ class MeteredRecorder:
         adapter: str,
     ) -> None:
         seconds = time.perf_counter() - started
-        self._metrics.append_seconds.observe(seconds)
         add_log(seconds)
         now_ns = input_document.get("now_ns")
-        if isinstance(now_ns, int):
-            self._metrics.decision_seconds.observe(max(0.0, (time.time_ns() - now_ns) / 1e9))
+        decided_s = (time.time_ns() - now_ns) / 1e9 if isinstance(now_ns, int) else None
+        # Counted and logged once the answer has left (engine.api.afterwards).
+        after_the_answer(lambda: self._count(recorded, seconds, decided_s, caller, adapter))
+
+    def _count(
+        self,
+        recorded: Decision,
+        seconds: float,
+        decided_s: float | None,
+        caller: str | None,
+        adapter: str,
+    ) -> None:
+        self._metrics.append_seconds.observe(seconds)
+        if decided_s is not None:
+            self._metrics.decision_seconds.observe(max(0.0, decided_s))
         self._metrics.decisions.labels(recorded.verdict.value).inc()
         for reason in recorded.reasons:
             self._metrics.reasons.labels(reason.code, reason.verdict.value).inc()

@@ -1,5 +1,7 @@
 """The service's ASGI middleware: body size limit, in-flight gauge, one JSON log line per
-request, and the ``Server-Timing`` header (``engine.api.timing``).
+request, the ``Server-Timing`` header (``engine.api.timing``), and the work a request leaves
+for after its answer (``engine.api.afterwards``: its decision's log line and metrics), run
+after the response's last ``send`` and before the access line.
 
 The body is read here, up to ``max_body_bytes`` (a ``Content-Length`` above the limit is
 refused before a byte is read; a chunked body is counted as it streams), and replayed to the
@@ -14,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from engine.api.afterwards import AnswerFirst
 from engine.api.metrics import ServiceMetrics
 from engine.api.timing import RequestTiming, current_timing
 
@@ -106,6 +109,7 @@ class ServiceMiddleware:
         status = {"code": 500, "decision_id": None}
         timing = RequestTiming()
         timing_token = current_timing.set(timing)
+        afterwards = AnswerFirst()
         self.metrics.in_flight.inc()
         self.metrics.serving += 1
         try:
@@ -145,6 +149,7 @@ class ServiceMiddleware:
             current_timing.reset(timing_token)
             self.metrics.in_flight.dec()
             self.metrics.serving -= 1
+            afterwards.finish()
             self._log(scope, int(status["code"] or 500), status["decision_id"], started, timing)
 
     def _log(
