@@ -161,7 +161,8 @@ def test_admission_is_paced(results: dict[str, Any]) -> None:
     # The least front: its own process only (the OPA it calls is the bare OPA's row), and a
     # signed record in its log for every answer it gave.
     [relay] = [r for r in admission["runs"] if r["name"] == RELAY]
-    assert relay["opa_cpu_ms_per_req"] == 0 < relay["cpu_ms_per_req"]
+    # (8 paced requests can take less CPU than one clock tick: its CPU may read 0.)
+    assert relay["opa_cpu_ms_per_req"] == 0 <= relay["cpu_ms_per_req"]
     [relay_state] = Path(results["workdir"], "admission").glob("relay-*/")
     log = open_decision_log(relay_state)
     try:
