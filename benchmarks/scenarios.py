@@ -227,11 +227,23 @@ def core(opts: Options) -> dict[str, Any]:
         bare = start_opa(opts.workdir, console_log=False)
         stack.append(bare)
         targets.append(Target("bare OPA", bare, EVALUATE, opa_file, expect_text=ALLOW))
-        # The same OPA at the rate releasegate reached in the round: what one evaluation
-        # costs OPA when it is not saturated, as the service's own OPA never is.
+        # OPA at the rate releasegate reached in the round: what one evaluation costs OPA
+        # when it is not saturated, as the service's own OPA never is. Tuned as that OPA,
+        # Go processors included, so that its CPU per evaluation compares with the
+        # service's OPA's (the saturated row keeps Go's default: the ratio's denominator).
+        paced = start_opa(opts.workdir, console_log=False, service_processors=True)
+        stack.append(paced)
         targets.append(
-            Target(PACED_OPA, bare, EVALUATE, opa_file, expect_text=ALLOW, paced_like=SERVICE_ROW)
+            Target(PACED_OPA, paced, EVALUATE, opa_file, expect_text=ALLOW, paced_like=SERVICE_ROW)
         )
+        go_processors = {
+            "service_opa": [
+                environment_value(pid, "GOMAXPROCS")
+                for pid in named(process_tree(svc.process.pid), "opa")
+            ],
+            "bare_opa": environment_value(bare.process.pid, "GOMAXPROCS"),
+            "paced_opa": environment_value(paced.process.pid, "GOMAXPROCS"),
+        }
         logged = start_opa(opts.workdir, console_log=True)
         stack.append(logged)
         targets.append(
@@ -260,6 +272,7 @@ def core(opts: Options) -> dict[str, Any]:
         else None,
         "ratio_affinity_to_bare_opa": _ratio(runs, AFFINITY_ROW, "bare OPA"),
         "opa_console_log_lines": console_lines,
+        "gomaxprocs": go_processors,
     }
 
 

@@ -114,6 +114,12 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
     assert costs["bare_paced"] == round(paced["cpu_ms_per_req"], 3)
     assert costs["in_releasegate"] == round(service["opa_cpu_ms_per_req"], 3)
     assert "ms paced at releasegate's rate" in results["stdout"]
+    # The paced OPA runs the service's OPA's Go processors; the saturated one Go's default.
+    processors = core["gomaxprocs"]
+    assert processors["service_opa"] == [processors["paced_opa"]]
+    if "GOMAXPROCS" not in os.environ:
+        assert processors["paced_opa"] == str(opa_gomaxprocs(build_settings()))
+        assert processors["bare_opa"] is None
     assert core["ratio_workers_to_bare_opa"] > 0
     workers = next(r for r in core["runs"] if r["name"] == "releasegate, 2 workers")
     assert 1 <= len(workers["connections_per_process"]) <= 2
