@@ -85,16 +85,17 @@ class CoalescingTransport:
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol writing through a :class:`CoalescingTransport`."""
 
+    _coalescing: CoalescingTransport | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Wrap the connection's transport."""
-        coalescing: Any = CoalescingTransport(transport, self.loop)
-        super().connection_made(coalescing)
+        coalescing = self._coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(coalescing)  # type: ignore[arg-type]
 
     def on_response_complete(self) -> None:
         """The response's last byte was written: send it now, then go on as uvicorn does."""
-        flush = getattr(self.transport, "flush", None)
-        if flush is not None:
-            flush()
+        if self._coalescing is not None:
+            self._coalescing.flush()
         super().on_response_complete()
 
 
