@@ -237,10 +237,7 @@ def core(opts: Options) -> dict[str, Any]:
             Target(PACED_OPA, paced, EVALUATE, opa_file, expect_text=ALLOW, paced_like=SERVICE_ROW)
         )
         go_processors = {
-            "service_opa": [
-                environment_value(pid, "GOMAXPROCS")
-                for pid in named(process_tree(svc.process.pid), "opa")
-            ],
+            "service_opa": _managed_opa_processors(svc),
             "bare_opa": environment_value(bare.process.pid, "GOMAXPROCS"),
             "paced_opa": environment_value(paced.process.pid, "GOMAXPROCS"),
         }
@@ -274,6 +271,13 @@ def core(opts: Options) -> dict[str, Any]:
         "opa_console_log_lines": console_lines,
         "gomaxprocs": go_processors,
     }
+
+
+def _managed_opa_processors(svc: Service) -> list[str | None]:
+    """``GOMAXPROCS`` of each OPA the service manages, from the processes' environments."""
+    return [
+        environment_value(pid, "GOMAXPROCS") for pid in named(process_tree(svc.process.pid), "opa")
+    ]
 
 
 def _workers_row(opts: Options) -> str:
@@ -398,10 +402,7 @@ def admission(opts: Options) -> dict[str, Any]:
         stack.append(bare)
         relay = start_relay(opts.workdir, opa=bare, opa_input=opa_file, record=record_file)
         go_processors = {
-            "service_opa": [
-                environment_value(pid, "GOMAXPROCS")
-                for pid in named(process_tree(svc.process.pid), "opa")
-            ],
+            "service_opa": _managed_opa_processors(svc),
             "bare_opa": environment_value(bare.process.pid, "GOMAXPROCS"),
         }
         stack.append(relay)
