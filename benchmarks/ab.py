@@ -105,6 +105,7 @@ def _load(side: Side, args: argparse.Namespace, files: dict[str, Path]) -> dict[
         "target_pid": svc.process.pid,
         "port": svc.port,
         "concurrency": args.concurrency,
+        "event_loop": True,
     }
     if args.scenario == "admission":
         return run_load(
@@ -120,6 +121,13 @@ def _load(side: Side, args: argparse.Namespace, files: dict[str, Path]) -> dict[
         requests=args.requests, duration=None if args.requests else args.duration,
         expect_text=ALLOW,
     )  # fmt: skip
+
+
+def _loop_cells(row: dict[str, Any]) -> str:
+    loop = row.get("event_loop")
+    if not loop:
+        return ""
+    return f"  loop busy {loop['busy']:.2f} preempted {loop['preempted_per_req']:.2f}/req"
 
 
 def _service_ms(row: dict[str, Any]) -> float:
@@ -238,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"round {i + 1:>2} {side.label}  {row['per_s']:8.1f}/s  p50 "
                     f"{row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f} ms  service CPU "
                     f"{_service_ms(row):.3f}  OPA {row['opa_cpu_ms_per_req']:.3f} ms  steal "
-                    f"{format_cores(row.get('steal_cores'))}",
+                    f"{format_cores(row.get('steal_cores'))}{_loop_cells(row)}",
                     flush=True,
                 )
         summary = summarize(sides, args.scenario)

@@ -99,6 +99,8 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
             lines.append(f"    non-200 answers: {bad}; first: {r['first_error']}")
         if r.get("server_timing"):
             lines.append(f"    {inside_the_service(r['server_timing'])}")
+        if r.get("event_loop"):
+            lines.append(f"    {the_event_loop(r['event_loop'])}")
         if len(r.get("connections_per_process", [])) > 1:
             split = "/".join(str(n) for n in r["connections_per_process"])
             lines.append(f"    connections per worker: {split}")
@@ -108,6 +110,15 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
                 f"exited (their CPU is missing), {r.get('processes_appeared', 0)} appeared"
             )
     return lines
+
+
+def the_event_loop(loop: dict[str, float]) -> str:
+    """What the scheduler did with the service's event loop thread during a run, in one line."""
+    return (
+        f"event loop thread: on a CPU {loop['busy']:.2f} of the run, waiting for one "
+        f"{loop['runqueue']:.2f}; per request slept {loop['slept_per_req']:.2f}, "
+        f"preempted {loop['preempted_per_req']:.2f} times"
+    )
 
 
 def inside_the_service(parts: dict[str, dict[str, float]]) -> str:

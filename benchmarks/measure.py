@@ -9,7 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import REPO, TreeCpu, connections_per_process, machine_stat_seconds
+from benchmarks.procs import (
+    REPO,
+    ThreadSched,
+    TreeCpu,
+    connections_per_process,
+    machine_stat_seconds,
+)
 from engine.api.timing import parse_server_timing
 
 
@@ -136,8 +142,14 @@ def run_load(
     expect_status: int = 200,
     expect_text: str | None = None,
     method: str = "POST",
+    event_loop: bool = False,
 ) -> dict[str, Any]:
-    """Start the generator(s), wait until warm, count CPU of ``target_pid``'s tree, run."""
+    """Start the generator(s), wait until warm, count CPU of ``target_pid``'s tree, run.
+
+    ``event_loop``: ``target_pid``'s main thread is the service's event loop (one process);
+    the row then says what the scheduler did with it (``ThreadSched``): how much of the run
+    it was on a CPU, how much it waited for one, and how often per request it slept or was
+    preempted. A loop that is busy nearly all the time is the bound of the run."""
     procs = max(1, min(loadgen_procs, concurrency))
     gens = []
     for i in range(procs):
@@ -175,6 +187,7 @@ def run_load(
     tree = TreeCpu(target_pid)
     # Every connection is open since the warm-up: which process of the target holds each.
     held = connections_per_process(tree.start(), port)
+    loop_before = ThreadSched.read(target_pid) if event_loop else None
     (busy_before, steal_before), started = machine_stat_seconds(), time.monotonic()
     for gen in gens:
         assert gen.stdin is not None
@@ -185,10 +198,15 @@ def run_load(
         assert gen.stdout is not None
         raw.append(json.loads(gen.stdout.readline()))
     tree.stop()
+    loop_after = ThreadSched.read(target_pid) if event_loop else None
     busy_after, steal_after = machine_stat_seconds()
     window_s = time.monotonic() - started
     for gen in gens:
         gen.wait()
+    extra: dict[str, Any] = {}
+    if loop_before is not None and loop_after is not None:
+        requests_done = sum(len(r["latencies_ms"]) for r in raw)
+        extra["event_loop"] = loop_after.since(loop_before, window_s, requests_done)
     return summarize(
         name,
         raw,
@@ -202,6 +220,7 @@ def run_load(
             "processes_appeared": len(tree.appeared),
             "processes_exited": len(tree.exited),
             "connections_per_process": sorted(held.values(), reverse=True),
+            **extra,
         },
         opa_cpu_s=tree.named_s,
         machine_busy_s=busy_after - busy_before,

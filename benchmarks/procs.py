@@ -243,6 +243,48 @@ class TreeCpu:
         self.exited = sorted(set(self._before) - set(after))
 
 
+@dataclass(frozen=True)
+class ThreadSched:
+    """What the scheduler did with one thread, from ``/proc/<pid>/task/<tid>``: seconds on
+    a CPU and seconds runnable but waiting for one (``schedstat``), and its context
+    switches, voluntary (it slept: waited for I/O or a lock) and involuntary (it was
+    preempted while runnable)."""
+
+    run_s: float
+    runqueue_s: float
+    voluntary: int
+    involuntary: int
+
+    @classmethod
+    def read(cls, pid: int, tid: int | None = None) -> ThreadSched | None:
+        """Thread ``tid`` of process ``pid`` (its main thread by default); None when gone."""
+        task = Path(f"/proc/{pid}/task/{pid if tid is None else tid}")
+        try:
+            run_ns, wait_ns = (int(x) for x in (task / "schedstat").read_text().split()[:2])
+            status = (task / "status").read_text()
+        except (OSError, ValueError):
+            return None
+        switches = dict(
+            line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line
+        )
+        return cls(
+            run_s=run_ns / 1e9,
+            runqueue_s=wait_ns / 1e9,
+            voluntary=int(switches.get("voluntary_ctxt_switches", "0")),
+            involuntary=int(switches.get("nonvoluntary_ctxt_switches", "0")),
+        )
+
+    def since(self, before: ThreadSched, window_s: float, requests: int) -> dict[str, float]:
+        """The figures of a run: shares of ``window_s`` and switches per request."""
+        per = max(1, requests)
+        return {
+            "busy": round((self.run_s - before.run_s) / window_s, 3),
+            "runqueue": round((self.runqueue_s - before.runqueue_s) / window_s, 3),
+            "slept_per_req": round((self.voluntary - before.voluntary) / per, 2),
+            "preempted_per_req": round((self.involuntary - before.involuntary) / per, 2),
+        }
+
+
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
     if "RELEASEGATE_OPA" in os.environ:
@@ -312,6 +354,8 @@ class Service:
     port: int
     state_dir: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    """``serve --workers``: with one, the process's main thread is the event loop."""
 
     @property
     def pids(self) -> list[int]:
@@ -365,7 +409,7 @@ def start_service(
     )  # fmt: skip
     log.close()
     _wait_http(f"http://127.0.0.1:{port}/readyz", process, "releasegate serve")
-    return Service(process, port, state_dir, tokens)
+    return Service(process, port, state_dir, tokens, workers)
 
 
 @dataclass

@@ -152,6 +152,7 @@ def _rounds(targets: list[Target], repeat: int, **load: Any) -> list[dict[str, A
                 headers=t.headers,
                 method=t.method,
                 expect_text=t.expect_text,
+                event_loop=isinstance(t.process, Service) and t.process.workers == 1,
                 **this_load,
             )
             row["run"] = i + 1

@@ -56,6 +56,7 @@ def test_a_revision_against_the_working_tree(tmp_path: Path) -> None:
         rows = doc["rounds"][label]
         assert [r["round"] for r in rows] == [1, 2]
         assert all(r["ok"] == r["requests"] == 8 for r in rows)  # every answer an allow
+        assert all(0 < r["event_loop"]["busy"] <= 1.05 for r in rows)
     assert _worktrees() == before  # the revision's worktree is gone
 
 

@@ -120,6 +120,14 @@ def test_core_compares_releasegate_with_bare_opa(results: dict[str, Any]) -> Non
     if "GOMAXPROCS" not in os.environ:
         assert processors["paced_opa"] == str(opa_gomaxprocs(build_settings()))
         assert processors["bare_opa"] is None
+    # What the scheduler did with the one process's event loop thread; not for the others.
+    loop = service["event_loop"]
+    assert set(loop) == {"busy", "runqueue", "slept_per_req", "preempted_per_req"}
+    assert 0 < loop["busy"] <= 1.05 and loop["runqueue"] >= 0
+    assert "event loop thread: on a CPU" in results["stdout"]
+    for row in core["runs"]:  # every one-process service row; not a worker's, not OPA's
+        one_process = row["name"].startswith("releasegate") and "workers" not in row["name"]
+        assert ("event_loop" in row) == one_process
     assert core["ratio_workers_to_bare_opa"] > 0
     workers = next(r for r in core["runs"] if r["name"] == "releasegate, 2 workers")
     assert 1 <= len(workers["connections_per_process"]) <= 2

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from benchmarks.procs import (
     CLK_TCK,
+    ThreadSched,
     TreeCpu,
     busy_seconds,
     connections_per_process,
@@ -140,3 +142,79 @@ def test_this_machine_is_busy_for_part_of_its_time() -> None:
     states = Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
     total = sum(int(v) for v in states) / CLK_TCK  # read later: only grew meanwhile
     assert 0 < busy < total
+
+
+def _burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_thread_sched_reads_what_one_thread_ran_and_slept() -> None:
+    tid: list[int] = []
+    go, done, leave = threading.Event(), threading.Event(), threading.Event()
+
+    def work() -> None:
+        tid.append(threading.get_native_id())
+        go.wait(10)
+        _burn(0.2)
+        for _ in range(20):
+            time.sleep(0.002)
+        done.set()
+        leave.wait(10)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        while not tid:
+            time.sleep(0.001)
+        before = ThreadSched.read(os.getpid(), tid[0])
+        assert before is not None
+        go.set()
+        assert done.wait(10)
+        after = ThreadSched.read(os.getpid(), tid[0])
+        assert after is not None
+        assert after.run_s - before.run_s >= 0.19
+        assert after.voluntary - before.voluntary >= 20
+    finally:
+        go.set()
+        leave.set()
+        thread.join(10)
+    assert ThreadSched.read(os.getpid(), tid[0]) is None  # gone with its thread
+
+
+def test_thread_sched_sees_a_thread_preempted_by_a_process_on_its_cpu() -> None:
+    cpu = min(os.sched_getaffinity(0))
+    burner = subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", "while True: pass"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
+    mine = threading.get_native_id()
+    mask = os.sched_getaffinity(mine)
+    try:
+        os.sched_setaffinity(mine, {cpu})
+        before = ThreadSched.read(os.getpid(), mine)
+        started = time.monotonic()
+        _burn(0.2)  # sharing one CPU with the burner: about 0.4 s of wall time
+        window = time.monotonic() - started
+        after = ThreadSched.read(os.getpid(), mine)
+    finally:
+        os.sched_setaffinity(mine, mask)
+        burner.kill()
+        burner.wait(10)
+    assert before is not None and after is not None
+    figures = after.since(before, window, requests=10)
+    assert after.involuntary > before.involuntary
+    assert figures["preempted_per_req"] > 0
+    assert 0.05 < figures["runqueue"] and 0 < figures["busy"] <= 1.05
+
+
+def test_thread_sched_figures_are_shares_of_the_run_and_counts_per_request() -> None:
+    before = ThreadSched(run_s=1.0, runqueue_s=0.5, voluntary=10, involuntary=4)
+    after = ThreadSched(run_s=1.9, runqueue_s=0.6, voluntary=30, involuntary=34)
+    assert after.since(before, window_s=1.0, requests=10) == {
+        "busy": 0.9,
+        "runqueue": 0.1,
+        "slept_per_req": 2.0,
+        "preempted_per_req": 3.0,
+    }
