@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     cpu_affinity: Literal["off", "auto"] = "off"
     """``auto``: ``serve`` keeps its own threads on the first usable CPU and its managed OPA
     on the others (one process, managed OPA, Linux; ``engine/affinity.py``)."""
+    helper_scheduling: Literal["batch", "normal"] = "batch"
+    """``batch``: the log's commit, writer and checkpoint threads and the caches' refresh
+    thread run as ``SCHED_BATCH`` on Linux, so a waking one never preempts the event loop
+    (``engine/helper_threads.py``); ``normal``: as they start."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Service log level (``serve --log-level``); ``debug`` adds tracebacks."""
     gc_freeze: bool = True

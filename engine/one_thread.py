@@ -2,13 +2,16 @@
 
 Used by the caches' refresh-ahead (:mod:`engine.refresh`) and the log's commits from the
 event loop (:mod:`engine.log.loop_commit`): no thread exists until there is work, and
-``close`` waits for the work in progress and starts no more.
+``close`` waits for the work in progress and starts no more. The thread is scheduled as a
+helper (:mod:`engine.helper_threads`): it never preempts the event loop when it wakes.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from engine.helper_threads import schedule_as_helper
 
 
 class OneThread:
@@ -31,7 +34,9 @@ class OneThread:
             if self._closed:
                 return None
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+                self._pool = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=self._name, initializer=schedule_as_helper
+                )
             return self._pool
 
     def close(self) -> None:

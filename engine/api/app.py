@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, FastAPI
 
-from engine import __version__
+from engine import __version__, helper_threads
 from engine.api.deps import AppState
 from engine.api.errors import install_error_handlers
 from engine.api.heap import freeze_startup_heap, thaw_heap
@@ -76,6 +76,7 @@ def open_state(
     tokens: TokenStore | None = None,
 ) -> AppState:
     """Open (or adopt) every part and wire the metered pipeline."""
+    helper_threads.configure(settings.helper_scheduling)
     closers: list[Any] = []
     try:
         url = database_url(settings.state_dir, settings.database_url)

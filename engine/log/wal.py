@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from engine.helper_threads import schedule_as_helper
+
 _logger = logging.getLogger(__name__)
 
 EVERY_COMMITS = 64
@@ -76,6 +78,7 @@ class WalCheckpointer:
                 self._wake.set()
 
     def _run(self) -> None:
+        schedule_as_helper()
         while True:
             self._wake.wait(self._idle_s)
             self._wake.clear()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import EngineError, StoreError
+from engine.helper_threads import schedule_as_helper
 from engine.log.canonical import digest_ref
 from engine.log.merkle import Frontier, NodeKey, leaf_hash
 from engine.log.record import record_text
@@ -136,6 +137,7 @@ class GroupCommitWriter:
             thread.join()
 
     def _run(self) -> None:
+        schedule_as_helper()
         stop = False
         while not stop:
             first = self._queue.get()
