@@ -11,9 +11,9 @@ context switches and colder caches for nothing.
 Under ``batch`` (the default) the helper threads run as ``SCHED_BATCH`` (``sched(7)``).
 They get their fair share of CPU time as before, but a waking one never preempts a running
 thread: it runs on an idle CPU or when the running thread's slice ends. In interleaved
-A/Bs at 16 clients (docs/benchmarks.md, round 21) the event loop was preempted 3.0 → 1.8
-times per decision, the service spent 5-10 % less CPU per decision and did 4-8 % more
-decisions/s. A lone admission commits on the loop itself and is not affected. ``normal``
+A/Bs at 16 clients (docs/benchmarks.md, round 21) the event loop was preempted 2.7-3.1 →
+1.6-2.2 times per decision, the service spent 5-10 % less CPU per decision and did 3-8 %
+more decisions/s. A lone admission commits on the loop itself and is not affected. ``normal``
 leaves the threads as they start (``SCHED_OTHER``).
 
 A process needs no privilege to move its own threads between the two policies. Where the
