@@ -1,12 +1,13 @@
-"""How the log's helper threads are scheduled (setting ``helper_scheduling``).
+"""How the service's helper threads are scheduled (setting ``helper_scheduling``).
 
 The service decides on one event loop thread. Its log commits on a helper thread
-(:mod:`engine.log.loop_commit`), and the log's writer and checkpoint threads wait for the
-database beside it. The commit thread wakes a few times per batch of decisions: a commit
-to run, then the interpreter lock to take back. Linux's fair scheduler lets a thread that
+(:mod:`engine.log.loop_commit`), the log's writer and checkpoint threads wait for the
+database beside it, and the caches refresh their entries ahead on one more
+(:mod:`engine.refresh`). The commit thread wakes several times per commit: a commit to
+run, then the interpreter lock to take back. Linux's fair scheduler lets a thread that
 wakes preempt the thread running on its CPU, and that is often the event loop. The helper
-then finds the interpreter lock held by the loop it preempted and goes back to sleep: two
-context switches and colder caches for nothing.
+then often finds the interpreter lock held by the loop it preempted and goes back to
+sleep: two context switches and colder caches for nothing.
 
 Under ``batch`` (the default) the helper threads run as ``SCHED_BATCH`` (``sched(7)``).
 They get their fair share of CPU time as before, but a waking one never preempts a running
