@@ -76,6 +76,8 @@ def open_state(
     tokens: TokenStore | None = None,
 ) -> AppState:
     """Open (or adopt) every part and wire the metered pipeline."""
+    # Every serving path comes through here before a request: the helper threads start
+    # with the first append or commit, so they all start under this policy.
     helper_threads.configure(settings.helper_scheduling)
     closers: list[Any] = []
     try:

@@ -212,7 +212,6 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from engine import helper_threads
     from engine.api import create_app
     from engine.api.logs import configure_logging
     from engine.approvals import ApprovalStore
@@ -221,7 +220,6 @@ def run(args: argparse.Namespace) -> int:
     from engine.log import MaskRule, open_decision_log
     from engine.runtime import open_runtime
 
-    helper_threads.configure(settings.helper_scheduling)  # before the log starts a thread
     cpus = place_on_cpus(settings)
     url = database_url(settings.state_dir, settings.database_url)
     masks = [MaskRule.parse(p) for p in settings.mask_paths]
